@@ -1,0 +1,554 @@
+"""Lecture et validation de toutes les sources d'un dossier d'entrée (contrat de données, section 1).
+
+Chaque ligne lue finit soit acceptée (tables nettoyées), soit dans les rejets (fichier, ligne,
+colonne, valeur, motif en français), soit fusionnée avec son doublon exact (avertissement), soit —
+pour les fichiers nationaux officiels seulement — comptée hors du référentiel régional. Les comptes
+par fichier se réconcilient exactement : ``lues = acceptees + rejetees + doublons + hors_referentiel``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import official
+from .parsing import parse_column
+from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, sha256_file
+from .schema import INPUT_SOURCES, SOURCES, Source
+
+log = logging.getLogger(__name__)
+
+REJECT_COLUMNS = ["fichier", "ligne", "colonne", "valeur", "motif"]
+INPUT_SUFFIXES = (".csv", ".xlsx", ".xlsm")
+MSG_UNKNOWN = "établissement inconnu du référentiel"
+
+# File-name stems (normalised) that designate a source, besides the source name itself.
+_NAME_ALIASES = {
+    "etablissement": "etablissements",
+    "referentiel": "etablissements",
+    "referentiel_etablissements": "etablissements",
+    "activites": "activite",
+    "certifications": "certification",
+    "e_sin": "esin",
+    "signalements_esin": "esin",
+    "formations": "formation",
+    "audit": "audits",
+    "plan_epidemie": "plan_epidemies",
+    "plans_epidemies": "plan_epidemies",
+    "engagement": "engagements",
+    "plan_actions": "plans_actions",
+    "plans_action": "plans_actions",
+    "plan_action": "plans_actions",
+}
+
+
+@dataclass
+class FileReport:
+    fichier: str
+    source: str
+    nature: str  # "saisie ARS" or the kind of official file
+    sha256: str
+    encodage: str = ""
+    separateur: str = ""
+    feuille: str = ""
+    lignes_lues: int = 0
+    acceptees: int = 0
+    rejetees: int = 0
+    doublons_fusionnes: int = 0
+    hors_referentiel: int = 0
+    reparees: int = 0
+    lignes_vides: int = 0
+
+    def reconciles(self) -> bool:
+        return self.lignes_lues == (
+            self.acceptees + self.rejetees + self.doublons_fusionnes + self.hors_referentiel
+        )
+
+
+@dataclass
+class CleanResult:
+    tables: dict[str, pd.DataFrame]
+    rejects: pd.DataFrame
+    files: list[FileReport]
+    warnings: list[str] = field(default_factory=list)
+    absent_sources: list[str] = field(default_factory=list)
+    ignored_files: list[str] = field(default_factory=list)
+
+    def files_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([asdict(f) for f in self.files])
+
+
+# --------------------------------------------------------------------------------------------
+# Discovery
+
+
+def source_from_filename(path: Path) -> str | None:
+    stem = normalize_name(path.stem)
+    if stem in SOURCES and stem != "esatis":
+        return stem
+    if stem in _NAME_ALIASES:
+        return _NAME_ALIASES[stem]
+    candidates = sorted(list(INPUT_SOURCES) + list(_NAME_ALIASES), key=len, reverse=True)
+    for name in candidates:
+        if stem.startswith(name + "_") or stem.endswith("_" + name):
+            return _NAME_ALIASES.get(name, name)
+    return None
+
+
+def source_from_columns(columns: list[str]) -> str | None:
+    cols = set(columns)
+    matches = []
+    for name in INPUT_SOURCES:
+        src = SOURCES[name]
+        ok = True
+        for col in src.columns:
+            if col.required and not ({col.name, *col.aliases} & cols):
+                ok = False
+                break
+        if ok:
+            matches.append(name)
+    # the most specific source wins (most required columns)
+    if not matches:
+        return None
+    matches.sort(key=lambda n: len(SOURCES[n].required_columns), reverse=True)
+    if len(matches) > 1 and len(SOURCES[matches[0]].required_columns) == len(SOURCES[matches[1]].required_columns):
+        return None
+    return matches[0]
+
+
+def list_input_files(data_dir: Path) -> list[Path]:
+    if not data_dir.is_dir():
+        raise InputError(f"Le dossier d'entrée « {data_dir} » n'existe pas.")
+    return sorted(
+        p
+        for p in data_dir.iterdir()
+        if p.is_file()
+        and p.suffix.lower() in INPUT_SUFFIXES
+        and not p.name.startswith(("~$", ".", "_"))
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Validation of one source
+
+
+def _resolve_columns(raw: pd.DataFrame, source: Source, files: list[str]) -> dict[str, str]:
+    """Map schema column -> raw column; raise a clear error for missing required columns."""
+    mapping: dict[str, str] = {}
+    for col in source.columns:
+        for cand in (col.name, *col.aliases):
+            if cand in raw.columns:
+                mapping[col.name] = cand
+                break
+    missing = [c for c in source.required_columns if c not in mapping]
+    if missing:
+        present = [c for c in raw.columns if not c.startswith("_")]
+        raise InputError(
+            f"Le fichier « {', '.join(files)} » (source « {source.name} ») ne contient pas la ou les colonnes "
+            f"obligatoires : {', '.join(missing)}.\n"
+            f"Colonnes attendues : {', '.join(source.required_columns)} "
+            f"(facultatives : {', '.join(c.name for c in source.columns if not c.required) or 'aucune'}).\n"
+            f"Colonnes trouvées : {', '.join(present) or 'aucune'}."
+        )
+    return mapping
+
+
+def _fmt_bound(v: float) -> str:
+    return str(int(v)) if float(v).is_integer() else str(v).replace(".", ",")
+
+
+def _source_checks(name: str, df: pd.DataFrame, rules: dict) -> dict[str, pd.Series]:
+    """Cross-column and domain checks; returns {column: Series of French reasons or None}."""
+    out: dict[str, pd.Series] = {}
+
+    def err(mask: pd.Series, msgs: pd.Series | str) -> pd.Series:
+        s = pd.Series([None] * len(df), index=df.index, dtype=object)
+        mask = mask.fillna(False).astype(bool)
+        if isinstance(msgs, str):
+            s[mask] = msgs
+        else:
+            s[mask] = msgs[mask]
+        return s
+
+    if name == "certification":
+        mapping = {normalize_name(k): v for k, v in rules["certification"]["correspondance_niveaux"].items()}
+        valid = set(rules["certification"]["niveaux_valides"])
+        raw = df["niveau"].astype("object")
+        norm = raw.map(lambda v: None if v is pd.NA or v is None else normalize_name(v))
+        letter = norm.map(lambda v: None if v is None else (v.upper() if v.upper() in valid else mapping.get(v)))
+        bad = norm.notna() & letter.isna()
+        out["niveau"] = err(
+            bad,
+            "niveau de certification inconnu (attendu A à E ou un libellé HAS : "
+            + ", ".join(rules["certification"]["correspondance_niveaux"])
+            + ")",
+        )
+        df["niveau"] = letter.astype("string")
+    elif name == "qls":
+        mapping = {str(k).upper(): v for k, v in rules["secteurs_qls"]["correspondance"].items()}
+        raw = df["secteur"].astype("object")
+        mapped = raw.map(lambda v: None if v is pd.NA or v is None else mapping.get(str(v).strip().upper()))
+        out["secteur"] = err(
+            raw.notna() & mapped.isna(),
+            "secteur inconnu (attendu : " + ", ".join(mapping) + ")",
+        )
+        df["secteur"] = mapped.astype("string")
+        lo, hi, sc = df["ic_bas"], df["ic_haut"], df["score"]
+        both = lo.notna() & hi.notna() & sc.notna()
+        incoh = both & ((lo > sc) | (sc > hi))
+        out["ic_bas"] = err(incoh, "intervalle de confiance incohérent (ic_bas ≤ score ≤ ic_haut attendu)")
+        half = lo.isna() ^ hi.isna()
+        out["ic_haut"] = err(half, "borne de l'intervalle de confiance manquante (ic_bas et ic_haut vont ensemble)")
+    elif name == "formation":
+        df["categorie_personnel"] = (
+            df["categorie_personnel"].astype("object").map(lambda v: v if v is pd.NA else normalize_name(v)).astype("string")
+        )
+        over = df["formes"] > df["effectif"]
+        msgs = "nombre de formés (" + df["formes"].astype("string") + ") supérieur à l'effectif (" + df["effectif"].astype("string") + ")"
+        out["formes"] = err(over, msgs.astype(object))
+    elif name == "audits":
+        over = df["audits_precautions"] > df["audits_total"]
+        out["audits_precautions"] = err(over, "audits sur les précautions supérieurs au total des audits")
+    elif name == "plan_epidemies":
+        over = df["criteres_remplis"] > df["criteres_total"]
+        out["criteres_remplis"] = err(over, "critères remplis supérieurs au total des critères")
+    elif name == "engagements":
+        inv = df["annee_fin"] < df["annee_debut"]
+        out["annee_fin"] = err(inv, "année de fin antérieure à l'année de début")
+    return out
+
+
+def validate_source(
+    source_name: str,
+    raw: pd.DataFrame,
+    rules: dict,
+    *,
+    files: list[str],
+    known_finess: set[str] | None = None,
+    scope_only: set[str] | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Validate a raw string table (with ``_fichier``, ``_ligne``) of one source.
+
+    Returns (accepted table, rejects, per-row outcome frame with columns
+    ``_fichier, _ligne, issue`` where issue ∈ {accepte, rejete, doublon, hors_referentiel}
+    and ``repare`` bool).
+
+    ``known_finess``: rows whose finess_geo is not in it are rejected.
+    ``scope_only``: for national official files, rows outside it are counted ``hors_referentiel``
+    instead of rejected.
+    """
+    source = SOURCES[source_name]
+    mapping = _resolve_columns(raw, source, files)
+    n = len(raw)
+    idx = raw.index
+    typed = pd.DataFrame(index=idx)
+    errors: dict[str, pd.Series] = {}
+    repaired = pd.Series(False, index=idx)
+    originals: dict[str, pd.Series] = {}
+    for col in source.columns:
+        if col.name in mapping:
+            s = raw[mapping[col.name]]
+        else:
+            s = pd.Series([""] * n, index=idx, dtype=object)
+        originals[col.name] = s.astype(object).where(s.notna(), "")
+        p = parse_column(s, col.kind, col.choices)
+        e = p.errors.copy()
+        if col.required:
+            empty = originals[col.name].map(lambda v: str(v).strip() == "")
+            e[empty & e.isna()] = "valeur obligatoire manquante"
+        if col.min_value is not None or col.max_value is not None:
+            v = p.values
+            if col.min_value is not None:
+                low = (v < col.min_value).fillna(False).astype(bool) & e.isna()
+                e[low] = f"valeur hors bornes (≥ {_fmt_bound(col.min_value)} attendu)"
+            if col.max_value is not None:
+                high = (v > col.max_value).fillna(False).astype(bool) & e.isna()
+                e[high] = f"valeur hors bornes (≤ {_fmt_bound(col.max_value)} attendu)"
+        typed[col.name] = p.values
+        errors[col.name] = e
+        repaired |= p.repaired
+    for col, e in _source_checks(source_name, typed, rules).items():
+        prev = errors.get(col)
+        errors[col] = e if prev is None else prev.where(prev.notna(), e)
+
+    reject_rows: list[pd.DataFrame] = []
+    any_error = pd.Series(False, index=idx)
+    for col in source.column_names:
+        e = errors[col]
+        m = e.notna()
+        if m.any():
+            any_error |= m
+            reject_rows.append(
+                pd.DataFrame(
+                    {
+                        "fichier": raw.loc[m, FILE_COL],
+                        "ligne": raw.loc[m, LINE_COL],
+                        "colonne": raw.loc[m, FILE_COL].map(lambda _f, c=col: c),
+                        "valeur": originals[col][m].astype(str),
+                        "motif": e[m].astype(str),
+                    }
+                )
+            )
+
+    outcome = pd.Series("accepte", index=idx, dtype=object)
+    outcome[any_error] = "rejete"
+
+    # Unknown establishments
+    if source_name != "etablissements" and "finess_geo" in typed:
+        f = typed["finess_geo"]
+        valid = outcome == "accepte"
+        if scope_only is not None:
+            out_scope = valid & ~f.isin(scope_only).fillna(False).astype(bool)
+            outcome[out_scope] = "hors_referentiel"
+        elif known_finess is not None:
+            unknown = valid & ~f.isin(known_finess).fillna(False).astype(bool)
+            if unknown.any():
+                outcome[unknown] = "rejete"
+                reject_rows.append(
+                    pd.DataFrame(
+                        {
+                            "fichier": raw.loc[unknown, FILE_COL],
+                            "ligne": raw.loc[unknown, LINE_COL],
+                            "colonne": "finess_geo",
+                            "valeur": originals["finess_geo"][unknown].astype(str),
+                            "motif": MSG_UNKNOWN,
+                        }
+                    )
+                )
+
+    # Duplicates on the key among rows still valid
+    valid = outcome == "accepte"
+    key = list(source.key)
+    if valid.any():
+        vt = typed[valid]
+        vals = vt[source.column_names].astype("string").fillna("\x00")
+        keys = vals[key].agg("\x1f".join, axis=1)
+        full = vals.agg("\x1f".join, axis=1)
+        nunique = full.groupby(keys).transform("nunique")
+        size = full.groupby(keys).transform("size")
+        conflict = nunique > 1
+        if conflict.any():
+            c_idx = conflict[conflict].index
+            where = raw.loc[c_idx, FILE_COL] + ":" + raw.loc[c_idx, LINE_COL].astype(str)
+            groups = where.groupby(keys[c_idx]).agg(list)
+            msgs = []
+            for i in c_idx:
+                others = [w for w in groups[keys[i]] if w != where[i]]
+                same_file = all(o.split(":", 1)[0] == raw.at[i, FILE_COL] for o in others)
+                refs = [o.split(":", 1)[1] if same_file else o for o in others]
+                label = "la ligne" if len(refs) == 1 else "les lignes"
+                msgs.append(
+                    f"clé en double ({', '.join(key)}) avec des valeurs différentes : en conflit avec {label} "
+                    + ", ".join(refs)
+                )
+            outcome[c_idx] = "rejete"
+            reject_rows.append(
+                pd.DataFrame(
+                    {
+                        "fichier": raw.loc[c_idx, FILE_COL],
+                        "ligne": raw.loc[c_idx, LINE_COL],
+                        "colonne": ", ".join(key),
+                        "valeur": vals.loc[c_idx, key].agg(" | ".join, axis=1).str.replace("\x00", ""),
+                        "motif": msgs,
+                    },
+                    index=c_idx,
+                )
+            )
+        dup = (~conflict) & (size > 1) & keys.duplicated(keep="first")
+        outcome[dup[dup].index] = "doublon"
+
+    accepted_mask = outcome == "accepte"
+    accepted = typed.loc[accepted_mask, source.column_names].copy()
+    accepted[FILE_COL] = raw.loc[accepted_mask, FILE_COL].astype("string")
+    accepted[LINE_COL] = raw.loc[accepted_mask, LINE_COL].astype("int64")
+    accepted = accepted.sort_values(key + [FILE_COL, LINE_COL], kind="mergesort").reset_index(drop=True)
+
+    rejects = (
+        pd.concat(reject_rows, ignore_index=True) if reject_rows else pd.DataFrame(columns=REJECT_COLUMNS)
+    )
+    outcomes = pd.DataFrame(
+        {FILE_COL: raw[FILE_COL], LINE_COL: raw[LINE_COL], "issue": outcome, "repare": repaired & accepted_mask}
+    )
+    return accepted, rejects, outcomes
+
+
+# --------------------------------------------------------------------------------------------
+# Whole folder
+
+
+def _report_for(path: Path, source: str, nature: str, table: RawTable | None) -> FileReport:
+    rep = FileReport(fichier=path.name, source=source, nature=nature, sha256=sha256_file(path))
+    if table is not None:
+        rep.encodage = table.encoding
+        rep.separateur = table.separator
+        rep.feuille = table.sheet
+        rep.lignes_vides = table.empty_lines
+    return rep
+
+
+def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
+    """Read, recognise and validate every input file of ``data_dir``."""
+    data_dir = Path(data_dir)
+    paths = list_input_files(data_dir)
+    by_source: dict[str, list[RawTable]] = {}
+    officials: list[official.OfficialFile] = []
+    reports: dict[str, FileReport] = {}
+    warnings: list[str] = []
+    ignored: list[str] = []
+
+    for path in paths:
+        src = source_from_filename(path)
+        if src is None:
+            off = official.detect(path)
+            if off is not None:
+                officials.append(off)
+                continue
+        table = read_any(path)
+        if src is None:
+            src = source_from_columns(list(table.data.columns))
+            if src is None:
+                cols = ", ".join(c for c in table.data.columns if not c.startswith("_"))
+                msg = (
+                    f"Fichier non reconnu, ignoré : « {path.name} » (son nom ne désigne aucune source et ses "
+                    f"colonnes — {cols} — ne correspondent à aucune)."
+                )
+                warnings.append(msg)
+                ignored.append(path.name)
+                continue
+            warnings.append(f"« {path.name} » reconnu comme source « {src} » d'après ses colonnes.")
+        table.data[FILE_COL] = path.name
+        by_source.setdefault(src, []).append(table)
+        reports[path.name] = _report_for(path, src, "saisie ARS", table)
+
+    if "etablissements" not in by_source:
+        cols = ", ".join(SOURCES["etablissements"].required_columns)
+        raise InputError(
+            f"Fichier obligatoire absent : le référentiel « etablissements » (etablissements.csv ou "
+            f".xlsx) est introuvable dans « {data_dir} ».\nColonnes attendues : {cols}."
+        )
+
+    tables: dict[str, pd.DataFrame] = {}
+    rejects: list[pd.DataFrame] = []
+    outcomes: list[pd.DataFrame] = []
+
+    def _run(src: str, raw: pd.DataFrame, names: list[str], known=None, scope=None):
+        acc, rej, out = validate_source(src, raw, rules, files=names, known_finess=known, scope_only=scope)
+        rejects.append(rej)
+        outcomes.append(out)
+        return acc
+
+    def _malformed(tbls: list[RawTable]):
+        for t in tbls:
+            if t.malformed:
+                rejects.append(
+                    pd.DataFrame(
+                        [
+                            {"fichier": t.name, "ligne": line, "colonne": "", "valeur": "", "motif": f"ligne mal formée : {msg}"}
+                            for line, msg in t.malformed
+                        ]
+                    )
+                )
+                outcomes.append(
+                    pd.DataFrame(
+                        {FILE_COL: t.name, LINE_COL: [l for l, _ in t.malformed], "issue": "rejete", "repare": False}
+                    )
+                )
+
+    def _combine(tbls: list[RawTable]) -> pd.DataFrame:
+        return pd.concat([t.data for t in tbls], ignore_index=True)
+
+    ref = _combine(by_source["etablissements"])
+    _malformed(by_source["etablissements"])
+    etab = _run("etablissements", ref, [t.name for t in by_source["etablissements"]])
+    tables["etablissements"] = etab
+    known = set(etab["finess_geo"].dropna())
+
+    # Official files become raw tables of the sources they feed.
+    official_raw: dict[str, list[tuple[pd.DataFrame, official.OfficialFile]]] = {}
+    for off in officials:
+        reports[off.path.name] = FileReport(
+            fichier=off.path.name, source=off.source, nature=off.nature, sha256=sha256_file(off.path),
+            encodage=off.encoding, separateur=off.separator, feuille=off.sheet,
+        )
+    for src_name, raw, offs in official.to_sources(officials, rules):
+        official_raw.setdefault(src_name, []).append((raw, offs))
+
+    for src in INPUT_SOURCES + ["esatis"]:
+        if src == "etablissements":
+            continue
+        parts = []
+        if src in by_source:
+            _malformed(by_source[src])
+            parts.append(_combine(by_source[src]))
+        off_parts = official_raw.get(src, [])
+        if not parts and not off_parts:
+            continue
+        accepted_parts = []
+        if parts:
+            raw = pd.concat(parts, ignore_index=True)
+            accepted_parts.append(_run(src, raw, [t.name for t in by_source[src]], known=known))
+        for raw, _off in off_parts:
+            accepted_parts.append(_run(src, raw, sorted(raw[FILE_COL].unique()), scope=known))
+        if len(accepted_parts) == 1:
+            tables[src] = accepted_parts[0]
+        else:
+            merged, note = official.merge_with_hand_made(src, accepted_parts)
+            tables[src] = merged
+            if note:
+                warnings.extend(note)
+
+    # Per-file counts
+    all_out = pd.concat(outcomes, ignore_index=True) if outcomes else pd.DataFrame(columns=[FILE_COL, "issue", "repare"])
+    for fname, rep in reports.items():
+        o = all_out[all_out[FILE_COL] == fname]
+        rep.lignes_lues = rep.lignes_lues or 0
+        counts = o["issue"].value_counts()
+        rep.acceptees = int(counts.get("accepte", 0))
+        rep.rejetees = int(counts.get("rejete", 0))
+        rep.doublons_fusionnes = int(counts.get("doublon", 0))
+        rep.hors_referentiel = int(counts.get("hors_referentiel", 0))
+        rep.reparees = int(o["repare"].sum())
+        rep.lignes_lues = int(len(o)) + official.extra_read_rows(fname, officials)
+        rep.hors_referentiel += official.extra_read_rows(fname, officials)
+        if rep.doublons_fusionnes:
+            warnings.append(
+                f"« {fname} » : {rep.doublons_fusionnes} ligne(s) en double exact fusionnée(s) (gardée une fois)."
+            )
+        if rep.reparees:
+            warnings.append(
+                f"« {fname} » : {rep.reparees} ligne(s) réparée(s) (FINESS à 8 chiffres complété du zéro initial, "
+                "ou code département/région complété)."
+            )
+        if not rep.reconciles():  # pragma: no cover - internal invariant
+            raise AssertionError(f"comptes non réconciliés pour {fname}: {rep}")
+
+    rej = pd.concat([r for r in rejects if len(r)], ignore_index=True) if any(len(r) for r in rejects) else pd.DataFrame(columns=REJECT_COLUMNS)
+    rej = rej[REJECT_COLUMNS].copy()
+    rej["ligne"] = rej["ligne"].astype("int64")
+    rej = rej.sort_values(["fichier", "ligne", "colonne"], kind="mergesort").reset_index(drop=True)
+
+    absent = [s for s in INPUT_SOURCES if s not in tables and s != "plans_actions"]
+    files = [reports[k] for k in sorted(reports)]
+    return CleanResult(
+        tables=tables, rejects=rej, files=files, warnings=warnings, absent_sources=absent, ignored_files=ignored
+    )
+
+
+def write_processed(result: CleanResult, dest: Path) -> None:
+    """Write the cleaned tables as Parquet (one file per source) plus rejects and counts."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name, df in result.tables.items():
+        df.to_parquet(dest / f"{name}.parquet", index=False)
+    result.rejects.to_parquet(dest / "rejets.parquet", index=False)
+    result.files_frame().to_parquet(dest / "fichiers.parquet", index=False)
+
+
+def read_processed(src: Path) -> dict[str, pd.DataFrame]:
+    tables = {}
+    for p in sorted(src.glob("*.parquet")):
+        if p.stem in SOURCES:
+            tables[p.stem] = pd.read_parquet(p)
+    return tables

@@ -1,0 +1,93 @@
+"""Interface en ligne de commande : ``python -m analysis report|demo|bench``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import traceback
+from pathlib import Path
+
+from .readers import InputError
+
+
+def _year(text: str) -> int | None:
+    text = (text or "").strip()
+    if not text:
+        return None
+    if not text.isdigit() or len(text) != 4:
+        raise argparse.ArgumentTypeError(f"année invalide : « {text} » (4 chiffres attendus, par exemple 2024)")
+    return int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m analysis", description="Suivi qualité des CPOM (ARS).")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    r = sub.add_parser("report", help="construit le rapport annuel d'une région")
+    r.add_argument("--data", default="data/raw", help="dossier des fichiers d'entrée")
+    r.add_argument("--out", default="reports", help="dossier de sortie")
+    r.add_argument("--annee", type=_year, default=None, help="année du rapport (défaut : la dernière des données)")
+    r.add_argument("--region", default="", help="code INSEE de la région (défaut : la seule présente)")
+    r.add_argument("--rules", default="", help="fichier de règles (défaut : config/regles_cpom.yml)")
+    r.add_argument("--processed", default="data/processed", help="dossier des tables nettoyées")
+    r.add_argument("--jobs", type=int, default=1, help="processus pour les fiches (défaut 1)")
+    r.add_argument("--sans-fiches", action="store_true", help="ne pas produire les fiches établissement")
+    r.add_argument("--force", action="store_true", help="refaire même si rien n'a changé")
+    r.add_argument("--quiet", action="store_true", help="n'affiche pas la progression")
+    r.add_argument("--debug", action="store_true", help="affiche la trace Python complète en cas d'erreur")
+
+    d = sub.add_parser("demo", help="régénère les données fictives de démonstration")
+    d.add_argument("--out", default="data/raw")
+    d.add_argument("--seed", type=int, default=2024)
+    d.add_argument("--national", action="store_true", help="18 régions (jeu national synthétique)")
+
+    b = sub.add_parser("bench", help="mesure les performances (voir README)")
+    b.add_argument("--out", default="reports")
+    b.add_argument("--quick", action="store_true", help="répétitions réduites")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    debug = getattr(args, "debug", False)
+    try:
+        if args.command == "report":
+            from .pipeline import Params, build_report
+
+            params = Params(
+                data_dir=Path(args.data),
+                out_dir=Path(args.out),
+                annee=args.annee,
+                region=(args.region or "").strip() or None,
+                rules=Path(args.rules) if args.rules else None,
+                processed_dir=Path(args.processed),
+                jobs=max(1, args.jobs),
+                quiet=args.quiet,
+                force=args.force,
+                fiches=not args.sans_fiches,
+            )
+            build_report(params)
+        elif args.command == "demo":
+            from .demo import generate_demo
+
+            counts = generate_demo(Path(args.out), seed=args.seed, national=args.national)
+            for name, n in counts.items():
+                print(f"{name}: {n} lignes")
+        elif args.command == "bench":
+            from .bench import run_bench
+
+            run_bench(Path(args.out), quick=args.quick)
+        return 0
+    except InputError as exc:
+        print(f"Erreur dans les données d'entrée : {exc}", file=sys.stderr)
+        print("Aucun rapport précédent n'a été modifié.", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("Interrompu. Aucun rapport précédent n'a été modifié.", file=sys.stderr)
+        return 130
+    except Exception as exc:  # noqa: BLE001 - last-resort message for analysts
+        if debug:
+            traceback.print_exc()
+        print(f"Erreur : {exc}", file=sys.stderr)
+        print("Aucun rapport précédent n'a été modifié. Relancez avec --debug pour la trace complète.", file=sys.stderr)
+        return 1

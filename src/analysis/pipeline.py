@@ -1,0 +1,455 @@
+"""Orchestration du rapport annuel : lecture, notebooks Papermill, rendus, manifeste, remplacement atomique.
+
+Étapes de ``build_report`` :
+
+1. empreinte des entrées (fichiers, règles, code, paramètres) : si elle n'a pas changé depuis la
+   dernière exécution réussie, rien n'est refait ;
+2. lecture et validation du dossier d'entrée (erreur claire et arrêt avant toute écriture) ;
+3. tables nettoyées en Parquet dans ``data/processed/<empreinte>/`` ;
+4. notebooks exécutés dans l'ordre par Papermill dans un dossier temporaire ;
+5. rapport HTML et PDF, fiches établissement, classeur XLSX, manifeste ;
+6. le dossier temporaire remplace ``<out>/<annee>/<region>/`` seulement si tout a réussi.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .readers import InputError
+
+PACKAGE_DIR = Path(__file__).resolve().parent
+PROJECT_DIR = PACKAGE_DIR.parents[1]
+NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
+NOTEBOOKS = [
+    "01_qualite_donnees.ipynb",
+    "02_ciblage.ipynb",
+    "03_suivi_engagements.ipynb",
+    "04_tendances.ipynb",
+    "05_rapport_annuel.ipynb",
+]
+KERNEL_NAME = "cpom-qualite"
+FICTIF_MARKER = "DONNEES_FICTIVES.txt"
+ANNUAL_SOURCES = ("esin", "activite", "qls", "formation", "audits", "plan_epidemies")
+
+
+@dataclass
+class Params:
+    data_dir: Path
+    out_dir: Path
+    annee: int | None = None
+    region: str | None = None
+    rules: Path | None = None
+    processed_dir: Path = Path("data/processed")
+    jobs: int = 1
+    quiet: bool = False
+    force: bool = False
+    fiches: bool = True
+
+
+@dataclass
+class Progress:
+    quiet: bool = False
+    t0: float = field(default_factory=time.perf_counter)
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def say(self, msg: str) -> None:
+        if not self.quiet:
+            print(f"[{time.perf_counter() - self.t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
+
+    def timed(self, name: str):
+        prog = self
+
+        class _T:
+            def __enter__(self):
+                self.t = time.perf_counter()
+
+            def __exit__(self, *exc):
+                prog.timings[name] = prog.timings.get(name, 0.0) + time.perf_counter() - self.t
+
+        return _T()
+
+
+# ------------------------------------------------------------------------------------------
+# Fingerprints (kept import-light: the unchanged re-run must answer fast)
+
+
+def _sha_bytes(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def code_fingerprint() -> str:
+    h = hashlib.sha256()
+    files = sorted(
+        [p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css", ".tpl", ".json", ".html")]
+        + list(NOTEBOOKS_DIR.glob("*.ipynb"))
+        + [PROJECT_DIR / "requirements.lock"]
+    )
+    for p in files:
+        if p.exists() and "__pycache__" not in p.parts:
+            h.update(str(p.relative_to(PROJECT_DIR)).encode())
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def input_fingerprint(params: Params) -> dict:
+    from .cleaning import INPUT_SUFFIXES
+    from .readers import sha256_file
+
+    files = []
+    if params.data_dir.is_dir():
+        for p in sorted(params.data_dir.iterdir()):
+            if p.is_file() and (p.suffix.lower() in INPUT_SUFFIXES or p.name == FICTIF_MARKER):
+                files.append([p.name, sha256_file(p)])
+    rules_path = params.rules or (PROJECT_DIR / "config" / "regles_cpom.yml")
+    return {
+        "fichiers": files,
+        "regles": sha256_file(rules_path) if Path(rules_path).is_file() else None,
+        "code": code_fingerprint(),
+        "annee": params.annee,
+        "region": params.region,
+        "fiches": params.fiches,
+    }
+
+
+def _state_file(params: Params) -> Path:
+    key = json.dumps(
+        [str(params.data_dir.resolve()), params.annee, params.region, str(params.rules or ""), params.fiches]
+    )
+    return params.out_dir / ".etat" / f"{_sha_bytes(key.encode())[:16]}.json"
+
+
+def up_to_date(params: Params) -> tuple[bool, str, dict]:
+    fp = input_fingerprint(params)
+    digest = _sha_bytes(json.dumps(fp, sort_keys=True).encode())
+    state = _state_file(params)
+    if params.force or not state.is_file():
+        return False, digest, fp
+    try:
+        saved = json.loads(state.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False, digest, fp
+    target = Path(saved.get("dossier", ""))
+    manifest = target / "manifest.json"
+    if saved.get("empreinte") != digest or not manifest.is_file():
+        return False, digest, fp
+    try:
+        if json.loads(manifest.read_text(encoding="utf-8")).get("empreinte") != digest:
+            return False, digest, fp
+    except ValueError:
+        return False, digest, fp
+    return True, digest, {"dossier": str(target)}
+
+
+# ------------------------------------------------------------------------------------------
+# Parameters resolved from data
+
+
+def resolve_year(tables: dict, annee: int | None) -> int:
+    years = []
+    for src in ANNUAL_SOURCES:
+        if src in tables and len(tables[src]):
+            years.append(int(tables[src]["annee"].max()))
+    if annee is not None:
+        return int(annee)
+    if years:
+        return max(years)
+    if "certification" in tables and len(tables["certification"]):
+        return int(tables["certification"]["date_decision"].dt.year.max())
+    raise InputError("Aucune donnée annuelle trouvée : précisez l'année du rapport avec ANNEE=….")
+
+
+def resolve_region(tables: dict, region: str | None) -> str:
+    regions = sorted(tables["etablissements"]["region"].dropna().unique().tolist())
+    if region:
+        region = str(region).strip()
+        if len(region) == 1 and region.isdigit():
+            region = "0" + region
+        if region not in regions:
+            raise InputError(
+                f"La région « {region} » n'apparaît pas dans le référentiel des établissements "
+                f"(régions présentes : {', '.join(regions) or 'aucune'})."
+            )
+        return region
+    if len(regions) == 1:
+        return regions[0]
+    if not regions:
+        raise InputError("Le référentiel des établissements ne contient aucune région valide.")
+    raise InputError(
+        "Le référentiel contient plusieurs régions ("
+        + ", ".join(regions)
+        + ") : un rapport couvre une seule région. Choisissez-la avec REGION=… (par exemple "
+        + f"make report REGION={regions[0]})."
+    )
+
+
+# ------------------------------------------------------------------------------------------
+# Kernel
+
+
+def ensure_kernel() -> str:
+    """Install (in this environment) a kernelspec pointing at this interpreter, so that a stale
+    user-level ``python3`` kernelspec can never be used instead."""
+    kdir = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
+    spec = {
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "CPOM qualité",
+        "language": "python",
+        "env": {"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"},
+    }
+    text = json.dumps(spec, indent=1, sort_keys=True)
+    target = kdir / "kernel.json"
+    if not target.is_file() or target.read_text(encoding="utf-8") != text:
+        kdir.mkdir(parents=True, exist_ok=True)
+        target.write_text(text, encoding="utf-8")
+    return KERNEL_NAME
+
+
+def run_notebook(name: str, out_path: Path, parameters: dict, cwd: Path) -> None:
+    import papermill as pm
+    from papermill.exceptions import PapermillExecutionError
+
+    try:
+        pm.execute_notebook(
+            str(NOTEBOOKS_DIR / name),
+            str(out_path),
+            parameters=parameters,
+            kernel_name=ensure_kernel(),
+            progress_bar=False,
+            log_output=False,
+            cwd=str(cwd),
+            report_mode=False,
+        )
+    except PapermillExecutionError as exc:
+        raise RuntimeError(
+            f"Le notebook « {name} » a échoué (cellule {exc.exec_count}) : {exc.ename} : {exc.evalue}. "
+            f"Le notebook exécuté est conservé dans « {out_path} »."
+        ) from exc
+
+
+# ------------------------------------------------------------------------------------------
+# Atomic replacement
+
+
+def replace_dir(tmp: Path, final: Path) -> None:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    old = final.parent / f".ancien-{final.name}-{os.getpid()}"
+    if final.exists():
+        os.replace(final, old)
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        if old.exists():
+            os.replace(old, final)
+        raise
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------------------
+# Build
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": sys.version.split()[0]}
+    for pkg in (
+        "cpom-qualite", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "seaborn", "papermill",
+        "nbconvert", "nbformat", "ipykernel", "weasyprint", "openpyxl", "pyarrow", "pypdf", "PyYAML", "Jinja2",
+    ):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def _git_commit() -> str | None:
+    head = PROJECT_DIR / ".git" / "HEAD"
+    try:
+        ref = head.read_text().strip()
+        if ref.startswith("ref: "):
+            p = PROJECT_DIR / ".git" / ref[5:]
+            if p.is_file():
+                return p.read_text().strip()
+            packed = PROJECT_DIR / ".git" / "packed-refs"
+            if packed.is_file():
+                for line in packed.read_text().splitlines():
+                    if line.endswith(ref[5:]):
+                        return line.split()[0]
+            return None
+        return ref
+    except OSError:
+        return None
+
+
+def clean_inputs(params: Params, rules: dict, progress: Progress):
+    from .cleaning import clean_folder
+
+    with progress.timed("lecture"):
+        result = clean_folder(params.data_dir, rules)
+    return result
+
+
+def build_report(params: Params) -> Path:
+    """Construit tous les livrables ; renvoie le dossier ``<out>/<annee>/<region>``."""
+    progress = Progress(quiet=params.quiet)
+    fresh, digest, info = up_to_date(params)
+    if fresh:
+        progress.say(f"Rien à refaire : le rapport « {info['dossier']} » est à jour (entrées, règles et code inchangés).")
+        return Path(info["dossier"])
+
+    from . import outputs
+    from .cleaning import write_processed
+    from .rules import load_rules
+
+    rules = load_rules(params.rules)
+    progress.say(f"Lecture des données de « {params.data_dir} »…")
+    result = clean_inputs(params, rules, progress)
+    tables = result.tables
+    annee = resolve_year(tables, params.annee)
+    region = resolve_region(tables, params.region)
+    fictif = (params.data_dir / FICTIF_MARKER).is_file()
+    progress.say(
+        f"{sum(f.lignes_lues for f in result.files)} lignes lues, {len(result.rejects)} rejet(s) ; "
+        f"rapport {annee}, région {region}{' (données fictives)' if fictif else ''}."
+    )
+
+    processed = params.processed_dir / digest[:16]
+    if not (processed / "fichiers.parquet").is_file():
+        tmp_proc = params.processed_dir / f".tmp-{digest[:16]}-{os.getpid()}"
+        shutil.rmtree(tmp_proc, ignore_errors=True)
+        write_processed(result, tmp_proc)
+        _write_json(tmp_proc / "lecture.json", {"avertissements": result.warnings,
+                                                 "sources_absentes": result.absent_sources,
+                                                 "fichiers_ignores": result.ignored_files})
+        try:
+            os.replace(tmp_proc, processed)
+        except OSError:  # written meanwhile by a parallel run: identical content
+            shutil.rmtree(tmp_proc, ignore_errors=True)
+
+    final = params.out_dir / str(annee) / region
+    tmp = params.out_dir / f".tmp-{annee}-{region}-{os.getpid()}"
+    shutil.rmtree(tmp, ignore_errors=True)
+    (tmp / "notebooks").mkdir(parents=True)
+    os.environ.setdefault("SOURCE_DATE_EPOCH", str(_epoch_for_year(annee)))
+    try:
+        nb_params = {
+            "annee": int(annee),
+            "region": str(region),
+            "data_dir": str(params.data_dir.resolve()),
+            "processed_dir": str(processed.resolve()),
+            "out_dir": str(tmp.resolve()),
+            "rules": str(Path(rules["_chemin"]).resolve()),
+            "fictif": bool(fictif),
+        }
+        outputs.write_csv(result.rejects, tmp / "rejets.csv")
+        for i, nb in enumerate(NOTEBOOKS, start=1):
+            progress.say(f"Notebook {i}/{len(NOTEBOOKS)} : {nb}…")
+            with progress.timed("notebooks"):
+                run_notebook(nb, tmp / "notebooks" / nb, nb_params, cwd=tmp)
+        _render_all(tmp, tables, rules, annee, region, fictif, result, params, progress)
+        _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, progress)
+        replace_dir(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    state = _state_file(params)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(state, {"empreinte": digest, "dossier": str(final)})
+    progress.say(f"Rapport écrit dans « {final} ».")
+    return final
+
+
+def _epoch_for_year(annee: int) -> int:
+    import calendar
+
+    return calendar.timegm((int(annee) + 1, 1, 1, 0, 0, 0))
+
+
+def _write_json(path: Path, obj) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
+
+
+def _render_all(tmp, tables, rules, annee, region, fictif, result, params, progress) -> None:
+    import pandas as pd
+
+    from . import excel, fiches, fiches_data, render
+    from .regions import region_label
+
+    label = region_label(region)
+    progress.say("Rendu HTML et PDF du rapport…")
+    with progress.timed("pdf"):
+        html = tmp / "rapport_annuel.html"
+        render.notebook_to_html(
+            tmp / "notebooks" / NOTEBOOKS[-1], html,
+            title="Suivi qualité des CPOM — rapport annuel", region_label=label, annee=annee, fictif=fictif,
+        )
+        render.html_to_pdf(html, tmp / "rapport_annuel.pdf")
+
+    ciblage = pd.read_csv(tmp / "ciblage.csv", sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    suivi = pd.read_csv(tmp / "suivi_engagements.csv", sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    rejets = pd.read_csv(tmp / "rejets.csv", sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    with progress.timed("xlsx"):
+        excel.write_cpom_xlsx(
+            tmp / f"cpom_{region}_{annee}.xlsx",
+            {"ciblage": ciblage, "suivi_engagements": suivi, "rejets": rejets},
+        )
+    if params.fiches:
+        with progress.timed("fiches"):
+            data = fiches_data.build_fiches(tables, rules, annee, region)
+            progress.say(f"Fiches établissement : {len(data)} à produire…")
+            fiches.render_fiches(
+                data, tmp / "fiches", region_label=label, annee=annee, fictif=fictif, jobs=params.jobs,
+                progress=None if params.quiet else (lambda done, total: progress.say(f"  fiches {done}/{total}")),
+            )
+
+
+def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, progress) -> None:
+    from dataclasses import asdict
+
+    from . import __version__
+    from .readers import sha256_file
+
+    outputs_list = []
+    for p in sorted(tmp.rglob("*")):
+        if p.is_file() and p.name != "manifest.json" and p.parent.name != "fiches":
+            outputs_list.append({"fichier": str(p.relative_to(tmp)), "sha256": sha256_file(p)})
+    n_fiches = len(list((tmp / "fiches").glob("*.pdf"))) if (tmp / "fiches").is_dir() else 0
+    manifest = {
+        "produit": "cpom-qualite",
+        "empreinte": digest,
+        "parametres": {
+            "annee": int(annee),
+            "region": region,
+            "annee_demandee": params.annee,
+            "region_demandee": params.region,
+            "dossier_donnees": str(params.data_dir),
+            "dossier_sortie": str(params.out_dir),
+            "donnees_fictives": fictif,
+        },
+        "regles": {
+            "fichier": rules["_chemin"],
+            "version": rules.get("version"),
+            "sha256": rules["_sha256"],
+        },
+        "entrees": [asdict(f) for f in result.files],
+        "sources_absentes": result.absent_sources,
+        "fichiers_ignores": result.ignored_files,
+        "avertissements": result.warnings,
+        "rejets": int(len(result.rejects)),
+        "sorties": outputs_list,
+        "fiches": n_fiches,
+        "versions": _versions(),
+        "code": {"version": __version__, "commit_git": _git_commit()},
+        "durees_s": {k: round(v, 2) for k, v in progress.timings.items()},
+    }
+    _write_json(tmp / "manifest.json", manifest)
