@@ -59,12 +59,13 @@ class FileReport:
     rejetees: int = 0
     doublons_fusionnes: int = 0
     hors_referentiel: int = 0
+    sans_objet: int = 0  # official files: démarche without decision (no level to take)
     reparees: int = 0
     lignes_vides: int = 0
 
     def reconciles(self) -> bool:
         return self.lignes_lues == (
-            self.acceptees + self.rejetees + self.doublons_fusionnes + self.hors_referentiel
+            self.acceptees + self.rejetees + self.doublons_fusionnes + self.hors_referentiel + self.sans_objet
         )
 
 
@@ -296,14 +297,21 @@ def validate_source(
     outcome = pd.Series("accepte", index=idx, dtype=object)
     outcome[any_error] = "rejete"
 
+    # National official files: rows of establishments outside the referential are out of scope,
+    # whatever their content (they are counted, neither accepted nor rejected).
+    if scope_only is not None and "finess_geo" in typed:
+        f = typed["finess_geo"]
+        out_scope = ~f.isin(scope_only).fillna(False).astype(bool)
+        outcome[out_scope] = "hors_referentiel"
+        if reject_rows:
+            keep = set(raw.loc[~out_scope, LINE_COL].tolist())
+            reject_rows = [r[r["ligne"].isin(keep)] for r in reject_rows]
+
     # Unknown establishments
     if source_name != "etablissements" and "finess_geo" in typed:
         f = typed["finess_geo"]
         valid = outcome == "accepte"
-        if scope_only is not None:
-            out_scope = valid & ~f.isin(scope_only).fillna(False).astype(bool)
-            outcome[out_scope] = "hors_referentiel"
-        elif known_finess is not None:
+        if known_finess is not None and scope_only is None:
             unknown = valid & ~f.isin(known_finess).fillna(False).astype(bool)
             if unknown.any():
                 outcome[unknown] = "rejete"
@@ -400,13 +408,12 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     ignored: list[str] = []
 
     for path in paths:
+        table = official.read_candidate(path)
+        off = official.detect_table(path, table)
+        if off is not None:
+            officials.append(off)
+            continue
         src = source_from_filename(path)
-        if src is None:
-            off = official.detect(path)
-            if off is not None:
-                officials.append(off)
-                continue
-        table = read_any(path)
         if src is None:
             src = source_from_columns(list(table.data.columns))
             if src is None:
@@ -469,12 +476,12 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     # Official files become raw tables of the sources they feed.
     official_raw: dict[str, list[tuple[pd.DataFrame, official.OfficialFile]]] = {}
     for off in officials:
-        reports[off.path.name] = FileReport(
-            fichier=off.path.name, source=off.source, nature=off.nature, sha256=sha256_file(off.path),
-            encodage=off.encoding, separateur=off.separator, feuille=off.sheet,
-        )
+        reports[off.path.name] = _report_for(off.path, off.source, off.nature, off.table)
     for src_name, raw, offs in official.to_sources(officials, rules):
         official_raw.setdefault(src_name, []).append((raw, offs))
+    for off in officials:
+        warnings.extend(off.notes)
+    official_names = {o.path.name for o in officials}
 
     for src in INPUT_SOURCES + ["esatis"]:
         if src == "etablissements":
@@ -495,7 +502,7 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         if len(accepted_parts) == 1:
             tables[src] = accepted_parts[0]
         else:
-            merged, note = official.merge_with_hand_made(src, accepted_parts)
+            merged, note = official.merge_with_hand_made(src, accepted_parts, official_names)
             tables[src] = merged
             if note:
                 warnings.extend(note)
@@ -504,15 +511,15 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     all_out = pd.concat(outcomes, ignore_index=True) if outcomes else pd.DataFrame(columns=[FILE_COL, "issue", "repare"])
     for fname, rep in reports.items():
         o = all_out[all_out[FILE_COL] == fname]
-        rep.lignes_lues = rep.lignes_lues or 0
         counts = o["issue"].value_counts()
-        rep.acceptees = int(counts.get("accepte", 0))
+        lookup = official.lookup_rows(fname, officials)
+        rep.acceptees = int(counts.get("accepte", 0)) + lookup
         rep.rejetees = int(counts.get("rejete", 0))
         rep.doublons_fusionnes = int(counts.get("doublon", 0))
         rep.hors_referentiel = int(counts.get("hors_referentiel", 0))
+        rep.sans_objet = official.extra_read_rows(fname, officials)
         rep.reparees = int(o["repare"].sum())
-        rep.lignes_lues = int(len(o)) + official.extra_read_rows(fname, officials)
-        rep.hors_referentiel += official.extra_read_rows(fname, officials)
+        rep.lignes_lues = int(len(o)) + lookup + rep.sans_objet
         if rep.doublons_fusionnes:
             warnings.append(
                 f"« {fname} » : {rep.doublons_fusionnes} ligne(s) en double exact fusionnée(s) (gardée une fois)."
