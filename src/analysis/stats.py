@@ -1,0 +1,357 @@
+"""Outils statistiques pour comparer les établissements (intervalles, tests, entonnoirs).
+
+Tous les calculs reposent sur SciPy et statsmodels (aucune formule réécrite à la main) :
+
+- intervalle de Wilson d'un score en % (``statsmodels.stats.proportion.proportion_confint``) ;
+- probabilité de Poisson ``P(X <= observé)`` (``scipy.stats.poisson.cdf``) ;
+- position d'un intervalle par rapport à une cible (au-dessus / non différent / en dessous), à la
+  manière des tableaux de bord publics (HAS QualiScope, CMS Care Compare) ;
+- évolution entre deux campagnes par la règle de non-chevauchement des intervalles (dispositif IFAQ) ;
+- limites des graphiques en entonnoir (Spiegelhalter, *Stat Med* 2005), binomiales exactes pour les
+  proportions et de Poisson pour les nombres d'événements.
+
+Les fonctions acceptent un scalaire (elles rendent alors un scalaire) ou un tableau / une ``Series``
+(elles rendent alors un tableau ou une ``Series`` de même index). Une valeur manquante en entrée donne
+une valeur manquante en sortie (``NaN`` pour les nombres, ``None`` / ``<NA>`` pour les libellés).
+
+Le module regroupe aussi la mise en forme française des nombres (virgule décimale, espace des milliers)
+utilisée dans les motifs et commentaires destinés aux lecteurs.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as _sps
+from statsmodels.stats.proportion import proportion_confint
+
+# Libellés (valeurs montrées aux lecteurs : accentués).
+POSITION_AU_DESSUS = "au-dessus"
+POSITION_NON_DIFFERENT = "non différent"
+POSITION_EN_DESSOUS = "en dessous"
+POSITION_LABELS = (POSITION_AU_DESSUS, POSITION_NON_DIFFERENT, POSITION_EN_DESSOUS)
+
+EVOLUTION_AMELIORATION = "amélioration"
+EVOLUTION_STABLE = "stable"
+EVOLUTION_DEGRADATION = "dégradation"
+EVOLUTION_LABELS = (EVOLUTION_AMELIORATION, EVOLUTION_STABLE, EVOLUTION_DEGRADATION)
+
+# Séparateur des milliers des textes français (espace simple : « 85 000 séjours »).
+THOUSANDS_SEP = " "
+
+
+# --------------------------------------------------------------------------------------------------
+# Aides internes : scalaire ou vecteur
+# --------------------------------------------------------------------------------------------------
+def _is_scalar(x: Any) -> bool:
+    return np.ndim(x) == 0 and not isinstance(x, (pd.Series, pd.Index))
+
+
+def _index_of(*args: Any) -> pd.Index | None:
+    for a in args:
+        if isinstance(a, pd.Series):
+            return a.index
+    return None
+
+
+def _as_float(x: Any) -> np.ndarray:
+    """Convertit en tableau de flottants (``pd.NA`` / ``None`` -> ``NaN``)."""
+    if isinstance(x, (pd.Series, pd.Index)):
+        return pd.to_numeric(pd.Series(x), errors="coerce").astype("float64").to_numpy(na_value=np.nan)
+    if _is_scalar(x):
+        if x is None or x is pd.NA:
+            return np.array(np.nan)
+        try:
+            if pd.isna(x):
+                return np.array(np.nan)
+        except (TypeError, ValueError):
+            pass
+        return np.array(float(x))
+    return pd.to_numeric(pd.Series(np.asarray(x, dtype=object).ravel()), errors="coerce").astype(
+        "float64"
+    ).to_numpy(na_value=np.nan).reshape(np.shape(x))
+
+
+def _labels_out(values: np.ndarray, scalar: bool, index: pd.Index | None):
+    """Rend des libellés : scalaire (str ou None) ou Series ``string`` (ou tableau objet)."""
+    if scalar:
+        v = values.reshape(-1)[0]
+        return None if v is None else str(v)
+    if index is not None:
+        return pd.Series(values, index=index, dtype="string")
+    return values
+
+
+# --------------------------------------------------------------------------------------------------
+# Intervalles et tests
+# --------------------------------------------------------------------------------------------------
+def wilson_interval(score_pct, n, confidence: float = 0.95):
+    """Intervalle de Wilson d'un score exprimé en % pour ``n`` dossiers.
+
+    Le nombre de « succès » est ``score_pct / 100 × n`` (non arrondi, pour retrouver exactement le
+    score publié). Rend ``(borne_basse_pct, borne_haute_pct)`` en %. Scalaire en entrée -> deux
+    flottants ; tableau ou ``Series`` -> deux tableaux ou deux ``Series``. ``NaN`` quand le score ou
+    ``n`` manque, ou quand ``n <= 0``.
+    """
+    scalar = _is_scalar(score_pct) and _is_scalar(n)
+    index = _index_of(score_pct, n)
+    s, m = np.broadcast_arrays(_as_float(score_pct), _as_float(n))
+    s = s.astype(float).ravel()
+    m = m.astype(float).ravel()
+    lo = np.full(s.shape, np.nan)
+    hi = np.full(s.shape, np.nan)
+    ok = np.isfinite(s) & np.isfinite(m) & (m > 0)
+    if ok.any():
+        count = np.clip(s[ok], 0.0, 100.0) / 100.0 * m[ok]
+        low, upp = proportion_confint(count, m[ok], alpha=1.0 - confidence, method="wilson")
+        lo[ok] = np.asarray(low, dtype=float) * 100.0
+        hi[ok] = np.asarray(upp, dtype=float) * 100.0
+    if scalar:
+        return float(lo[0]), float(hi[0])
+    if index is not None:
+        return pd.Series(lo, index=index, dtype="Float64"), pd.Series(hi, index=index, dtype="Float64")
+    shape = np.broadcast(np.asarray(_as_float(score_pct)), np.asarray(_as_float(n))).shape
+    return lo.reshape(shape), hi.reshape(shape)
+
+
+def poisson_lower_pvalue(observed, expected):
+    """``P(X <= observé)`` pour ``X ~ Poisson(attendu)`` (``scipy.stats.poisson.cdf``).
+
+    Petite valeur = nombre observé significativement inférieur à l'attendu (« faiblement
+    déclarant »). ``NaN`` quand une entrée manque ou que l'attendu est négatif.
+    """
+    scalar = _is_scalar(observed) and _is_scalar(expected)
+    index = _index_of(observed, expected)
+    o, e = np.broadcast_arrays(_as_float(observed), _as_float(expected))
+    o = o.astype(float)
+    e = e.astype(float)
+    out = np.full(o.shape, np.nan)
+    ok = np.isfinite(o) & np.isfinite(e) & (e >= 0)
+    out[ok] = _sps.poisson.cdf(o[ok], e[ok])
+    if scalar:
+        return float(out.reshape(-1)[0])
+    if index is not None:
+        return pd.Series(out.ravel(), index=index, dtype="Float64")
+    return out
+
+
+def position_vs_target(lo, hi, target):
+    """Position d'un intervalle ``[lo, hi]`` par rapport à une cible.
+
+    ``"au-dessus"`` si l'intervalle est entièrement au-dessus de la cible (``lo > cible``),
+    ``"en dessous"`` s'il est entièrement en dessous (``hi < cible``), ``"non différent"`` s'il la
+    contient (bornes comprises). Manquant (``None`` / ``<NA>``) si une borne ou la cible manque.
+    """
+    scalar = _is_scalar(lo) and _is_scalar(hi) and _is_scalar(target)
+    index = _index_of(lo, hi, target)
+    a, b, t = np.broadcast_arrays(_as_float(lo), _as_float(hi), _as_float(target))
+    known = np.isfinite(a) & np.isfinite(b) & np.isfinite(t)
+    with np.errstate(invalid="ignore"):
+        out = np.select(
+            [~known, a > t, b < t],
+            [None, POSITION_AU_DESSUS, POSITION_EN_DESSOUS],
+            default=POSITION_NON_DIFFERENT,
+        ).astype(object)
+    out[~known] = None
+    return _labels_out(out, scalar, index)
+
+
+def evolution_ifaq(prev_lo, prev_hi, cur_lo, cur_hi):
+    """Évolution entre deux campagnes par la règle de non-chevauchement des intervalles (IFAQ).
+
+    ``"amélioration"`` quand ``cur_lo > prev_hi``, ``"dégradation"`` quand ``cur_hi < prev_lo``,
+    ``"stable"`` sinon (intervalles qui se chevauchent). Manquant si une borne manque.
+    """
+    scalar = all(_is_scalar(x) for x in (prev_lo, prev_hi, cur_lo, cur_hi))
+    index = _index_of(prev_lo, prev_hi, cur_lo, cur_hi)
+    pl, ph, cl, ch = np.broadcast_arrays(
+        _as_float(prev_lo), _as_float(prev_hi), _as_float(cur_lo), _as_float(cur_hi)
+    )
+    known = np.isfinite(pl) & np.isfinite(ph) & np.isfinite(cl) & np.isfinite(ch)
+    with np.errstate(invalid="ignore"):
+        out = np.select(
+            [~known, cl > ph, ch < pl],
+            [None, EVOLUTION_AMELIORATION, EVOLUTION_DEGRADATION],
+            default=EVOLUTION_STABLE,
+        ).astype(object)
+    out[~known] = None
+    return _labels_out(out, scalar, index)
+
+
+# --------------------------------------------------------------------------------------------------
+# Graphiques en entonnoir (Spiegelhalter 2005)
+# --------------------------------------------------------------------------------------------------
+def level_suffix(level: float) -> str:
+    """Suffixe de colonne d'un niveau de confiance (chiffres du %) : 0.95 -> ``"95"``, 0.998 -> ``"998"``."""
+    pct = np.format_float_positional(round(level * 100.0, 6), trim="-")
+    return pct.replace(".", "")
+
+
+def _exact_limit(dist, p: float, cdf_args: tuple) -> np.ndarray:
+    """Quantile « lissé » d'une loi discrète (annexe de Spiegelhalter 2005).
+
+    ``r`` = plus petit entier tel que ``F(r) >= p`` ; ``alpha = (F(r) - p) / (F(r) - F(r-1))`` ;
+    limite (en nombre d'événements) = ``r - alpha``. L'interpolation donne des courbes continues.
+    """
+    r = dist.ppf(p, *cdf_args)
+    f_r = dist.cdf(r, *cdf_args)
+    f_rm1 = dist.cdf(r - 1, *cdf_args)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        alpha = np.where(f_r - f_rm1 > 0, (f_r - p) / (f_r - f_rm1), 0.0)
+    return r - alpha
+
+
+def funnel_limits(
+    denominators,
+    p_ref: float,
+    levels=(0.95, 0.998),
+    kind: str = "binomial",
+    scale: float | None = None,
+) -> pd.DataFrame:
+    """Limites d'un graphique en entonnoir autour d'une valeur de référence.
+
+    Paramètres
+    ----------
+    denominators : nombres de dossiers (``binomial``) ou de séjours (``poisson``).
+    p_ref : ``binomial`` -> proportion de référence entre 0 et 1 (ex. score régional / 100) ;
+        ``poisson`` -> taux de référence **par séjour** (ex. Σ signalements / Σ séjours).
+    levels : niveaux des limites (0.95 et 0.998 par défaut, Spiegelhalter 2005).
+    kind : ``"binomial"`` (limites binomiales exactes) ou ``"poisson"`` (limites de Poisson,
+        attendu = dénominateur × ``p_ref``).
+    scale : unité des limites. Par défaut 100 pour ``binomial`` (limites en %, comme les scores)
+        et 10 000 pour ``poisson`` (limites en taux **pour 10 000 séjours**).
+
+    Rend un ``DataFrame`` avec ``denominateur``, ``attendu`` (nombre d'événements attendu),
+    ``reference`` (``p_ref × scale``), puis pour chaque niveau ``bas_<n>`` et ``haut_<n>`` (ex.
+    ``bas_95``, ``haut_95``, ``bas_998``, ``haut_998``), exprimées en taux ``× scale``. La limite
+    en nombre d'événements s'obtient par ``limite × denominateur / scale``. Dénominateur <= 0 ou
+    manquant -> limites manquantes.
+    """
+    if kind not in ("binomial", "poisson"):
+        raise ValueError(f"kind doit valoir 'binomial' ou 'poisson', pas {kind!r}")
+    if scale is None:
+        scale = 100.0 if kind == "binomial" else 10_000.0
+    n = _as_float(denominators).ravel()
+    ok = np.isfinite(n) & (n > 0)
+    p_ref = float(p_ref)
+    if not math.isfinite(p_ref) or p_ref < 0 or (kind == "binomial" and p_ref > 1):
+        raise ValueError(f"valeur de référence invalide : {p_ref!r}")
+    out = pd.DataFrame(
+        {
+            "denominateur": n,
+            "attendu": np.where(ok, n * p_ref, np.nan),
+            "reference": p_ref * scale,
+        }
+    )
+    for level in levels:
+        suffix = level_suffix(level)
+        lo = np.full(n.shape, np.nan)
+        hi = np.full(n.shape, np.nan)
+        if ok.any():
+            nn = n[ok]
+            p_lo = (1.0 - level) / 2.0
+            p_hi = 1.0 - p_lo
+            if kind == "binomial":
+                nn = np.round(nn)
+                args = (nn, p_ref)
+                lo_c = _exact_limit(_sps.binom, p_lo, args)
+                hi_c = _exact_limit(_sps.binom, p_hi, args)
+                lo_c = np.clip(lo_c, 0.0, nn)
+                hi_c = np.clip(hi_c, 0.0, nn)
+            else:
+                args = (nn * p_ref,)
+                lo_c = np.clip(_exact_limit(_sps.poisson, p_lo, args), 0.0, None)
+                hi_c = np.clip(_exact_limit(_sps.poisson, p_hi, args), 0.0, None)
+            lo[ok] = lo_c / nn * scale
+            hi[ok] = hi_c / nn * scale
+        out[f"bas_{suffix}"] = lo
+        out[f"haut_{suffix}"] = hi
+    return out
+
+
+def funnel_position(value, denominator, p_ref: float, levels=(0.95, 0.998), kind="binomial", scale=None):
+    """Place chaque point par rapport aux limites de l'entonnoir calculées à son propre dénominateur.
+
+    Rend des libellés ``"au-dessus (99,8 %)"``, ``"au-dessus (95 %)"``, ``"dans les limites"``,
+    ``"en dessous (95 %)"``, ``"en dessous (99,8 %)"`` (manquant si la valeur ou le dénominateur
+    manque). ``value`` est exprimée dans la même unité que les limites (voir ``funnel_limits``).
+    """
+    scalar = _is_scalar(value) and _is_scalar(denominator)
+    index = _index_of(value, denominator)
+    v = _as_float(value).ravel()
+    lim = funnel_limits(_as_float(denominator).ravel(), p_ref, levels=levels, kind=kind, scale=scale)
+    out = np.full(v.shape, None, dtype=object)
+    known = np.isfinite(v) & lim["denominateur"].gt(0).to_numpy()
+    out[known] = "dans les limites"
+    for level in sorted(levels):  # du plus large au plus étroit : le plus extrême l'emporte
+        suffix = level_suffix(level)
+        label = format_fr_number(level * 100, decimals=None) + " %"
+        below = known & (v < lim[f"bas_{suffix}"].to_numpy())
+        above = known & (v > lim[f"haut_{suffix}"].to_numpy())
+        out[below] = f"en dessous ({label})"
+        out[above] = f"au-dessus ({label})"
+    return _labels_out(out, scalar, index)
+
+
+# --------------------------------------------------------------------------------------------------
+# Mise en forme française (textes destinés aux lecteurs)
+# --------------------------------------------------------------------------------------------------
+def format_fr_number(x, decimals: int | None = 0) -> str:
+    """Nombre à la française : ``1500`` -> ``"1 500"``, ``18.0`` (1 déc.) -> ``"18,0"``.
+
+    ``decimals=None`` : forme la plus courte sans zéros inutiles (``20.0`` -> ``"20"``,
+    ``0.025`` -> ``"0,025"``). Valeur manquante -> ``""``.
+    """
+    if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)):
+        return ""
+    x = float(x)
+    if decimals is None:
+        text = np.format_float_positional(round(x, 10), trim="-")
+        int_part, _, frac = text.partition(".")
+    else:
+        text = f"{x:.{decimals}f}"
+        int_part, _, frac = text.partition(".")
+    sign = ""
+    if int_part.startswith("-"):
+        sign, int_part = "-", int_part[1:]
+    groups = []
+    while len(int_part) > 3:
+        groups.insert(0, int_part[-3:])
+        int_part = int_part[:-3]
+    groups.insert(0, int_part)
+    out = sign + THOUSANDS_SEP.join(groups)
+    if frac:
+        out += "," + frac
+    return out
+
+
+def format_fr_pct(x, decimals: int | None = 1) -> str:
+    """Pourcentage à la française : ``18.0`` -> ``"18,0 %"`` (manquant -> ``""``)."""
+    text = format_fr_number(x, decimals)
+    return f"{text} %" if text else ""
+
+
+def format_pvalue(p: float) -> str:
+    """Probabilité à la française : ``"p = 0,0004"``, ``"p < 0,0001"``."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return ""
+    if p < 0.0001:
+        return "p < 0,0001"
+    return "p = " + format_fr_number(p, 4)
+
+
+def format_machine(x) -> str:
+    """Nombre lisible par une machine (point décimal, sans zéros inutiles) : ``18.0`` -> ``"18"``."""
+    if x is None or x is pd.NA:
+        return ""
+    if isinstance(x, (bool, np.bool_)):
+        return "oui" if x else "non"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    xf = float(x)
+    if math.isnan(xf):
+        return ""
+    return np.format_float_positional(round(xf, 6), trim="-")
