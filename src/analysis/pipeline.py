@@ -339,7 +339,6 @@ def build_report(params: Params) -> Path:
     tmp = params.out_dir / f".tmp-{annee}-{region}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "notebooks").mkdir(parents=True)
-    os.environ.setdefault("SOURCE_DATE_EPOCH", str(_epoch_for_year(annee)))
     try:
         nb_params = {
             "annee": int(annee),
@@ -366,12 +365,6 @@ def build_report(params: Params) -> Path:
     _write_json(state, {"empreinte": digest, "dossier": str(final)})
     progress.say(f"Rapport écrit dans « {final} ».")
     return final
-
-
-def _epoch_for_year(annee: int) -> int:
-    import calendar
-
-    return calendar.timegm((int(annee) + 1, 1, 1, 0, 0, 0))
 
 
 def _write_json(path: Path, obj) -> None:

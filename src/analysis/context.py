@@ -1,0 +1,86 @@
+"""Contexte commun aux notebooks : tables nettoyées, règles, paramètres, résultats de lecture.
+
+Les notebooks ne contiennent qu'un appel à :func:`load_context` puis des appels aux fonctions du
+paquet ; ce module charge ce que l'étape de lecture a écrit dans ``data/processed/<empreinte>/``.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .cleaning import read_processed
+from .regions import region_label
+from .rules import load_rules
+
+
+@dataclass
+class Context:
+    annee: int
+    region: str
+    tables: dict[str, pd.DataFrame]
+    rules: dict
+    out_dir: Path
+    processed_dir: Path
+    data_dir: Path
+    fictif: bool = False
+    files: pd.DataFrame = field(default_factory=pd.DataFrame)
+    rejects: pd.DataFrame = field(default_factory=pd.DataFrame)
+    warnings: list[str] = field(default_factory=list)
+    absent_sources: list[str] = field(default_factory=list)
+    ignored_files: list[str] = field(default_factory=list)
+
+    @property
+    def region_label(self) -> str:
+        return region_label(self.region)
+
+    @property
+    def etablissements(self) -> pd.DataFrame:
+        e = self.tables["etablissements"]
+        return e[e["region"] == self.region]
+
+    def read_output(self, name: str) -> pd.DataFrame:
+        """Relit une sortie CSV déjà écrite par un notebook précédent (types texte)."""
+        return pd.read_csv(self.out_dir / name, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+
+
+def load_context(
+    annee: int, region: str, processed_dir: str, out_dir: str, rules: str, data_dir: str = "", fictif: bool = False
+) -> Context:
+    rules_dict = load_rules(rules or None)
+    if not processed_dir:
+        # Notebook run on its own (outside ``make report``): read the raw folder directly.
+        from .cleaning import clean_folder
+
+        res = clean_folder(data_dir, rules_dict)
+        pdir = Path(data_dir)
+        tables, files, rejects = res.tables, res.files_frame(), res.rejects
+        lecture = {"avertissements": res.warnings, "sources_absentes": res.absent_sources,
+                   "fichiers_ignores": res.ignored_files}
+    else:
+        pdir = Path(processed_dir)
+        tables = read_processed(pdir)
+        lecture = {}
+        if (pdir / "lecture.json").is_file():
+            lecture = json.loads((pdir / "lecture.json").read_text(encoding="utf-8"))
+        files = pd.read_parquet(pdir / "fichiers.parquet") if (pdir / "fichiers.parquet").is_file() else pd.DataFrame()
+        rejects = pd.read_parquet(pdir / "rejets.parquet") if (pdir / "rejets.parquet").is_file() else pd.DataFrame()
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    return Context(
+        annee=int(annee),
+        region=str(region),
+        tables=tables,
+        rules=rules_dict,
+        out_dir=Path(out_dir),
+        processed_dir=pdir,
+        data_dir=Path(data_dir) if data_dir else pdir,
+        fictif=bool(fictif),
+        files=files,
+        rejects=rejects,
+        warnings=lecture.get("avertissements", []),
+        absent_sources=lecture.get("sources_absentes", []),
+        ignored_files=lecture.get("fichiers_ignores", []),
+    )

@@ -1,0 +1,419 @@
+"""Figures matplotlib pour l'impression (rapport HTML/PDF et fiches établissement).
+
+- Palette Okabe–Ito (lisible par les personnes daltoniennes), doublée de marqueurs et de types de
+  trait différents : une courbe se reconnaît aussi en noir et blanc.
+- Virgule décimale et espace insécable des milliers sur les axes (:class:`FrenchFormatter`), sans
+  dépendre d'une locale système.
+- Sortie SVG déterministe : ``svg.hashsalt`` fixé, métadonnée ``Date`` supprimée, texte converti
+  en tracés (``svg.fonttype = 'path'``) : le rendu ne dépend ni des polices installées ni du moteur
+  SVG de WeasyPrint (le texte SVG « natif » y est moins fidèle : ancrage, rotation, crénage).
+
+Les aides construisent des ``matplotlib.figure.Figure`` sans pyplot (aucun backend requis, pas
+de fuite mémoire sur 300 fiches). Dans un notebook, **toujours** afficher une figure avec :func:`show` (sortie ``image/svg+xml``) :
+une figure laissée à ``plt.show()`` sous un backend non interactif n'atteint jamais les sorties
+du notebook et disparaît du HTML et du PDF.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
+from matplotlib.ticker import Formatter, MaxNLocator
+
+from .fmt import fmt_dec
+
+__all__ = [
+    "OKABE_ITO",
+    "PALETTE",
+    "MARKERS",
+    "STATUT_COLORS",
+    "setup_matplotlib",
+    "FrenchFormatter",
+    "french_axis",
+    "line_trend",
+    "funnel_plot",
+    "bar_share",
+    "fig_to_svg",
+    "show",
+]
+
+OKABE_ITO = {
+    "noir": "#000000",
+    "orange": "#E69F00",
+    "bleu_ciel": "#56B4E9",
+    "vert": "#009E73",
+    "jaune": "#F0E442",
+    "bleu": "#0072B2",
+    "vermillon": "#D55E00",
+    "pourpre": "#CC79A7",
+}
+#: ordre d'usage des couleurs (le jaune, peu visible sur blanc, en dernier)
+PALETTE = [
+    OKABE_ITO[k]
+    for k in ("bleu", "orange", "vert", "vermillon", "pourpre", "bleu_ciel", "noir", "jaune")
+]
+MARKERS = ["o", "s", "^", "D", "v", "P", "X", "*"]
+LINESTYLES = ["-", "--", "-.", ":"]
+#: couleurs des statuts d'indicateur (identiques dans les fiches)
+STATUT_COLORS = {
+    "atteint": OKABE_ITO["bleu"],
+    "non_atteint": OKABE_ITO["vermillon"],
+    "non_evaluable": "#7F7F7F",
+    "non_concerne": "#BBBBBB",
+    "sans_cible": OKABE_ITO["bleu_ciel"],
+}
+GREY = "#6E6E6E"
+SVG_HASHSALT = "cpom-qualite"
+
+#: largeur utile d'une page A4 (marges 2 cm) en pouces
+TEXT_WIDTH_IN = 6.6
+
+
+def setup_matplotlib() -> None:
+    """Réglages matplotlib pour l'impression ; à appeler en tête de chaque notebook.
+
+    Idempotent. Rend les SVG déterministes (``svg.hashsalt``) et indépendants des polices.
+    """
+    matplotlib.rcParams.update(
+        {
+            "svg.hashsalt": SVG_HASHSALT,
+            "svg.fonttype": "path",
+            "svg.image_inline": True,
+            "font.family": "DejaVu Sans",
+            "font.size": 9,
+            "axes.titlesize": 10,
+            "axes.titleweight": "bold",
+            "axes.titlelocation": "left",
+            "axes.labelsize": 9,
+            "xtick.labelsize": 8,
+            "ytick.labelsize": 8,
+            "legend.fontsize": 8,
+            "legend.frameon": False,
+            "figure.figsize": (TEXT_WIDTH_IN, 3.4),
+            "figure.dpi": 100,
+            "savefig.dpi": 150,
+            "figure.constrained_layout.use": True,
+            "axes.prop_cycle": matplotlib.cycler(color=PALETTE),
+            "axes.spines.top": False,
+            "axes.spines.right": False,
+            "axes.grid": True,
+            "axes.grid.axis": "y",
+            "grid.color": "#DDDDDD",
+            "grid.linewidth": 0.6,
+            "axes.axisbelow": True,
+            "axes.unicode_minus": False,
+            "axes.formatter.use_locale": False,
+            "lines.linewidth": 1.6,
+            "lines.markersize": 5,
+            "path.simplify": True,
+        }
+    )
+
+
+class FrenchFormatter(Formatter):
+    """Graduations à la française : ``0,25``, ``1 500``, ``80 %``.
+
+    Le nombre de décimales est déduit de l'écart entre graduations (sauf ``decimals`` fixé).
+    ``thousands=False`` pour des années (``2024`` et non ``2 024``).
+    """
+
+    def __init__(self, decimals: int | None = None, suffix: str = "", thousands: bool = True):
+        self.decimals = decimals
+        self.suffix = suffix
+        self.thousands = thousands
+        self.locs: Sequence[float] = []
+
+    def set_locs(self, locs):
+        self.locs = list(locs)
+
+    def _auto_decimals(self) -> int:
+        locs = sorted(float(v) for v in self.locs if np.isfinite(v))
+        steps = [b - a for a, b in zip(locs, locs[1:]) if b - a > 0]
+        if not steps:
+            return 0
+        step = min(steps)
+        for d in range(0, 7):
+            if abs(round(step * 10**d) - step * 10**d) < 1e-6 * max(1.0, step * 10**d):
+                return d
+        return 6
+
+    def __call__(self, x, pos=None):
+        d = self.decimals if self.decimals is not None else self._auto_decimals()
+        if abs(x) < 10 ** (-(d + 2)):
+            x = 0.0
+        return fmt_dec(x, d, thousands=self.thousands) + self.suffix
+
+    def format_data_short(self, value):
+        return fmt_dec(value, 3)
+
+
+def french_axis(ax, axis: str = "y", *, decimals: int | None = None, suffix: str = "",
+                thousands: bool = True) -> None:
+    """Pose un :class:`FrenchFormatter` sur l'axe ``'x'``, ``'y'`` ou ``'both'``."""
+    axes = {"x": [ax.xaxis], "y": [ax.yaxis], "both": [ax.xaxis, ax.yaxis]}[axis]
+    for a in axes:
+        a.set_major_formatter(FrenchFormatter(decimals, suffix, thousands))
+
+
+def _is_year_like(values: pd.Series) -> bool:
+    v = pd.to_numeric(pd.Series(values), errors="coerce").dropna()
+    return len(v) > 0 and bool(((v % 1 == 0) & (v >= 1900) & (v <= 2200)).all())
+
+
+def _style(i: int) -> dict[str, Any]:
+    return {
+        "color": PALETTE[i % len(PALETTE)],
+        "marker": MARKERS[i % len(MARKERS)],
+        "linestyle": LINESTYLES[(i // len(PALETTE)) % len(LINESTYLES)],
+    }
+
+
+def _new_figure(height: float, width: float = TEXT_WIDTH_IN) -> tuple[Figure, Any]:
+    setup_matplotlib()
+    fig = Figure(figsize=(width, height), layout="constrained")
+    ax = fig.add_subplot()
+    return fig, ax
+
+
+def line_trend(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    hue: str | None = None,
+    title: str = "",
+    ylabel: str = "",
+    target: float | None = None,
+    *,
+    xlabel: str = "",
+    percent: bool = False,
+    target_label: str = "Cible",
+    ylim: tuple[float, float] | None = None,
+    height: float = 3.2,
+    width: float = TEXT_WIDTH_IN,
+) -> Figure:
+    """Évolution d'une valeur (``y``) selon ``x`` (souvent ``annee``), une courbe par ``hue``.
+
+    ``target`` trace une ligne horizontale pointillée « Cible ». ``percent=True`` suffixe les
+    graduations de ``%`` (valeurs en points 0–100).
+    """
+    fig, ax = _new_figure(height, width)
+    data = df[[c for c in dict.fromkeys([x, y, hue]) if c is not None]].dropna(subset=[y])
+    groups = [(None, data)] if hue is None else list(data.groupby(hue, sort=True, dropna=False))
+    for i, (key, g) in enumerate(groups):
+        g = g.sort_values(x)
+        ax.plot(g[x].to_numpy(dtype=float) if _is_year_like(g[x]) else g[x], g[y].astype(float),
+                label=None if key is None else str(key), **_style(i))
+    if target is not None and not (isinstance(target, float) and math.isnan(target)):
+        ax.axhline(float(target), color=GREY, linestyle="--", linewidth=1.1, zorder=1)
+        ax.annotate(
+            f"{target_label} : {fmt_dec(target, 0 if float(target).is_integer() else 1)}"
+            + (" %" if percent else ""),
+            xy=(1.0, float(target)), xycoords=("axes fraction", "data"),
+            xytext=(-2, 3), textcoords="offset points", ha="right", va="bottom",
+            fontsize=7.5, color=GREY,
+        )
+    if _is_year_like(data[x]):
+        years = sorted(pd.to_numeric(data[x]).dropna().astype(int).unique())
+        ax.set_xticks(years)
+        ax.xaxis.set_major_formatter(FrenchFormatter(0, thousands=False))
+        if len(years) == 1:
+            ax.set_xlim(years[0] - 1, years[0] + 1)
+    elif pd.api.types.is_numeric_dtype(data[x]):
+        french_axis(ax, "x")
+    french_axis(ax, "y", suffix="\u00a0%" if percent else "")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
+    ax.set_title(title)
+    ax.set_ylabel(ylabel)
+    ax.set_xlabel(xlabel)
+    if hue is not None and len(groups) > 0:
+        ncol = min(4, len(groups))
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14 if not xlabel else -0.22),
+                  ncol=ncol, handlelength=2.6)
+    return fig
+
+
+def funnel_plot(
+    points_df: pd.DataFrame,
+    limits_df: pd.DataFrame,
+    title: str = "",
+    *,
+    x: str = "n",
+    y: str = "valeur",
+    reference: float | None = None,
+    xlabel: str = "Effectif (dénominateur)",
+    ylabel: str = "",
+    percent: bool = False,
+    label: str | None = None,
+    highlight: str | None = None,
+    logx: bool = False,
+    height: float = 3.6,
+    width: float = TEXT_WIDTH_IN,
+) -> Figure:
+    """Diagramme en entonnoir (Spiegelhalter 2005).
+
+    - ``points_df`` : un point par établissement, colonnes ``x`` (dénominateur) et ``y`` (valeur) ;
+      facultatif : ``label`` (nom d'une colonne de texte, annotée pour les points ``highlight``) et
+      ``highlight`` (nom d'une colonne booléenne : points mis en évidence, ex. hors limites).
+    - ``limits_df`` : limites calculées ailleurs, colonnes ``x`` et ``bas_95``, ``haut_95``,
+      ``bas_998``, ``haut_998`` (celles qui manquent ne sont pas tracées) ; facultatif
+      ``reference`` (valeur de référence, sinon l'argument ``reference``).
+    """
+    fig, ax = _new_figure(height, width)
+    lim = limits_df.sort_values(x)
+    xs = lim[x].to_numpy(dtype=float)
+    for lo, hi, style, lab in (
+        ("bas_998", "haut_998", "-", "Limites à 99,8 %"),
+        ("bas_95", "haut_95", "--", "Limites à 95 %"),
+    ):
+        first = True
+        for col in (lo, hi):
+            if col in lim.columns:
+                ax.plot(xs, lim[col].to_numpy(dtype=float), color=GREY, linestyle=style,
+                        linewidth=1.0, label=lab if first else None, zorder=2)
+                first = False
+    ref = reference
+    if ref is None and "reference" in lim.columns and lim["reference"].notna().any():
+        ref = float(lim["reference"].dropna().iloc[0])
+    if ref is not None:
+        ax.axhline(float(ref), color="#000000", linewidth=1.0, zorder=2,
+                   label="Valeur de référence")
+    pts = points_df.dropna(subset=[x, y])
+    hl = pts[highlight].fillna(False).astype(bool) if highlight and highlight in pts else None
+    base = pts if hl is None else pts[~hl]
+    ax.scatter(base[x].astype(float), base[y].astype(float), s=16, color=PALETTE[0],
+               edgecolor="white", linewidth=0.4, zorder=3, label="Établissement")
+    if hl is not None and hl.any():
+        out = pts[hl]
+        ax.scatter(out[x].astype(float), out[y].astype(float), s=30, marker="D",
+                   color=OKABE_ITO["vermillon"], edgecolor="black", linewidth=0.5, zorder=4,
+                   label="Établissement hors limites")
+        if label and label in out:
+            for _, row in out.sort_values([x, y]).iterrows():
+                ax.annotate(str(row[label])[:28], (float(row[x]), float(row[y])),
+                            xytext=(4, 3), textcoords="offset points", fontsize=6.5)
+    if logx:
+        ax.set_xscale("log")
+    else:
+        french_axis(ax, "x")
+    french_axis(ax, "y", suffix="\u00a0%" if percent else "")
+    ax.set_title(title)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+    return fig
+
+
+def bar_share(
+    df: pd.DataFrame,
+    category: str,
+    value: str,
+    title: str = "",
+    *,
+    hue: str | None = None,
+    xlabel: str = "",
+    percent: bool = True,
+    horizontal: bool = True,
+    sort: bool = True,
+    colors: dict[str, str] | None = None,
+    annotate: bool = True,
+    height: float | None = None,
+    width: float = TEXT_WIDTH_IN,
+) -> Figure:
+    """Barres (horizontales par défaut) : part ou effectif par catégorie.
+
+    Avec ``hue``, barres empilées (une couleur par modalité de ``hue``, ``colors`` pour imposer
+    les couleurs, ex. :data:`STATUT_COLORS`). Les valeurs sont écrites au bout des barres.
+    """
+    if hue is None:
+        table = df.set_index(category)[[value]]
+    else:
+        table = df.pivot_table(index=category, columns=hue, values=value, aggfunc="sum",
+                               fill_value=0, sort=True, observed=True)
+    if sort:
+        table = table.loc[table.sum(axis=1).sort_values(ascending=True, kind="mergesort").index]
+    n = len(table)
+    if height is None:
+        height = min(9.0, max(1.8, 0.32 * n + 1.1))
+    fig, ax = _new_figure(height, width)
+    labels = [str(v) for v in table.index]
+    pos = np.arange(n)
+    left = np.zeros(n)
+    for i, col in enumerate(table.columns):
+        vals = table[col].to_numpy(dtype=float)
+        color = (colors or {}).get(str(col), PALETTE[i % len(PALETTE)])
+        kw = {"color": color, "label": None if hue is None else str(col),
+              "edgecolor": "white", "linewidth": 0.5}
+        if horizontal:
+            ax.barh(pos, vals, left=left, height=0.65, **kw)
+        else:
+            ax.bar(pos, vals, bottom=left, width=0.65, **kw)
+        left = left + vals
+    if annotate:
+        dec = 1 if percent else (0 if np.allclose(left, np.round(left)) else 1)
+        for p, tot in zip(pos, left):
+            txt = fmt_dec(tot, dec) + ("\u00a0%" if percent else "")
+            if horizontal:
+                ax.annotate(txt, (tot, p), xytext=(3, 0), textcoords="offset points",
+                            va="center", fontsize=7.5)
+            else:
+                ax.annotate(txt, (p, tot), xytext=(0, 3), textcoords="offset points",
+                            ha="center", fontsize=7.5)
+    if horizontal:
+        ax.set_yticks(pos, labels)
+        ax.grid(False, axis="y")
+        ax.grid(True, axis="x")
+        french_axis(ax, "x", suffix="\u00a0%" if percent else "")
+        ax.set_xlabel(xlabel)
+        ax.margins(x=0.08)
+    else:
+        ax.set_xticks(pos, labels, rotation=30 if max(map(len, labels), default=0) > 8 else 0,
+                      ha="right" if max(map(len, labels), default=0) > 8 else "center")
+        french_axis(ax, "y", suffix="\u00a0%" if percent else "")
+        ax.set_ylabel(xlabel)
+        ax.yaxis.set_major_locator(MaxNLocator(integer=not percent))
+    ax.set_title(title)
+    if hue is not None:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 if not xlabel else -0.25),
+                  ncol=min(5, len(table.columns)))
+    return fig
+
+
+def _svg_bytes(fig: Figure) -> bytes:
+    setup_matplotlib()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="svg", metadata={"Date": None, "Creator": None})
+    return buf.getvalue()
+
+
+def fig_to_svg(fig: Figure, *, close: bool = True) -> str:
+    """SVG (texte) de la figure, sans en-tête XML ni DOCTYPE, prêt à insérer dans du HTML.
+
+    Déterministe : mêmes octets d'une exécution à l'autre.
+    """
+    svg = _svg_bytes(fig).decode("utf-8")
+    start = svg.find("<svg")
+    svg = svg[start:] if start >= 0 else svg
+    if close:
+        # une figure créée par pyplot serait sinon ré-affichée (PNG) par le backend inline
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+    return svg.strip() + "\n"
+
+
+def show(fig: Figure, *, close: bool = True) -> None:
+    """Affiche la figure dans le notebook en SVG (incorporé au HTML puis au PDF).
+
+    Ne renvoie rien (sinon, en dernière ligne de cellule, la figure serait affichée deux fois).
+    """
+    from IPython.display import SVG, display
+
+    display(SVG(data=fig_to_svg(fig, close=close)))

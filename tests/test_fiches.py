@@ -1,0 +1,136 @@
+"""Fiches établissement PDF (analysis.fiches)."""
+
+from __future__ import annotations
+
+import pytest
+
+from analysis.fiches import normalize_fiche, render_fiche_html, render_fiches
+
+
+def _fiche(finess: str, nom: str, motif: str | None = None, **extra) -> dict:
+    f = {
+        "finess_geo": finess,
+        "finess_ej": "350000008",
+        "raison_sociale": nom,
+        "departement": "35",
+        "categorie": "Centre hospitalier",
+        "statut": "public",
+        "lits": 1200,
+        "activites": ["MCO", "SSR"],
+        "ciblage": [{"risque": "infectieux", "motif": motif}] if motif else [],
+        "engagements": [
+            {
+                "engagement": "lettre_liaison",
+                "periode": "2023–2027",
+                "indicateurs": [
+                    {"indicateur": "score_qls_mco", "valeur": 78.5, "cible": "≥ 80 %",
+                     "unite": "%", "statut": "non_atteint",
+                     "historique": {2022: 70.0, "2023": 75.25}},
+                    {"indicateur": "score_qls_ssr", "valeur": None, "cible": "≥ 80 %",
+                     "unite": "%", "statut": "non_evaluable"},
+                ],
+            },
+            {
+                "engagement": "signalement_esin",
+                "indicateurs": [
+                    {"indicateur": "responsable_connecte", "valeur": True, "cible": "oui",
+                     "statut": "atteint"},
+                    {"indicateur": "signalements", "valeur": 1500, "cible": None,
+                     "statut": "sans_cible"},
+                ],
+            },
+        ],
+        "plans_actions": [
+            {"engagement": "lettre_liaison", "action": "Audit des lettres de liaison",
+             "pilote": "Direction qualité", "echeance": "2025-06-30", "statut": "en_cours"},
+        ],
+    }
+    f.update(extra)
+    return f
+
+
+FICHES = [
+    _fiche("350000016", "<script>alert(1)</script> & Cie",
+           "Non déclarant : aucun signalement e-SIN en 2024"),
+    _fiche("290000017", "Clinique de l'Odet", None,
+           experience_patient=[{"annee": 2024, "secteur": "SSR", "score": 73.2,
+                                "classement": "B", "evolution": "stable"}],
+           observations=["Nouvelle direction qualité."]),
+    _fiche("560000018", "Hôpital privé de Vannes", "Score QLS MCO de 15,0 % sous le seuil",
+           plans_actions=[]),
+]
+
+
+def _text(path):
+    from pypdf import PdfReader
+
+    reader = PdfReader(str(path))
+    return reader, "\n".join(p.extract_text() for p in reader.pages)
+
+
+def test_render_fiches(tmp_path):
+    progress = []
+    paths = render_fiches(FICHES, tmp_path / "j1", region_label="Bretagne", annee=2024,
+                          fictif=True, progress=lambda done, total: progress.append((done, total)))
+    assert [p.name for p in paths] == ["290000017.pdf", "350000016.pdf", "560000018.pdf"]
+    assert progress[-1] == (3, 3)
+    reader, text = _text(tmp_path / "j1" / "350000016.pdf")
+    assert 1 <= len(reader.pages) <= 2
+    assert "<script>alert(1)</script> & Cie" in text
+    assert "Non déclarant : aucun signalement e-SIN en 2024" in text
+    assert "Fiche établissement — Bretagne 2024" in text
+    assert f"page 1 / {len(reader.pages)}" in text
+    assert "DONNÉES FICTIVES" in text
+    assert "78,5 %" in text.replace("\u00a0", " ")
+    assert "Non atteint" in text and "Non évaluable" in text and "Sans cible" in text
+    assert reader.metadata.title.startswith("Fiche établissement")
+    _, text2 = _text(tmp_path / "j1" / "290000017.pdf")
+    assert "Clinique de l'Odet" in text2 and "non ciblé" in text2
+    assert "Expérience patient" in text2
+    _, text3 = _text(tmp_path / "j1" / "560000018.pdf")
+    assert "Score QLS MCO de 15,0 % sous le seuil" in text3
+    assert "Aucun plan d'actions transmis." in text3
+
+
+def test_jobs_2_is_byte_identical(tmp_path):
+    one = render_fiches(FICHES, tmp_path / "j1", region_label="Bretagne", annee=2024,
+                        fictif=False, jobs=1)
+    two = render_fiches(FICHES, tmp_path / "j2", region_label="Bretagne", annee=2024,
+                        fictif=False, jobs=2)
+    assert [p.name for p in one] == [p.name for p in two]
+    for a, b in zip(one, two):
+        assert a.read_bytes() == b.read_bytes(), a.name
+    assert "DONNÉES FICTIVES" not in _text(one[0])[1]
+
+
+def test_html_autoescape_and_badges():
+    html = render_fiche_html(FICHES[0], region_label="Bretagne <b>", annee=2024, fictif=False)
+    assert "<script>alert(1)" not in html
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Cie" in html
+    assert "Bretagne &lt;b&gt;" in html
+    # statut : couleur ET texte ET symbole
+    assert 'class="badge badge-non_atteint">✗ Non atteint<' in html
+    assert 'class="badge badge-atteint">✓ Atteint<' in html
+
+
+def test_normalize_fiche():
+    f = normalize_fiche(FICHES[0], 2024)
+    assert f["annees_historique"] == [2022, 2023]
+    ind = f["engagements"][0]["indicateurs"][0]
+    assert ind["valeur"] == "78,5\u00a0%" and ind["historique"][2023] == "75,3\u00a0%"
+    assert f["engagements"][1]["indicateurs"][0]["valeur"] == "oui"
+    assert f["engagements"][1]["indicateurs"][1]["valeur"] == "1\u00a0500"
+    assert f["lits"] == "1\u00a0200"
+    assert f["statut"] == "Public"
+    assert f["plans_actions"][0]["echeance"] == "30/06/2025"
+    assert f["plans_actions"][0]["statut"] == "En cours"
+    with pytest.raises(ValueError):
+        normalize_fiche({"finess_geo": "350000016"}, 2024)
+    with pytest.raises(ValueError):
+        normalize_fiche({"finess_geo": "../x", "raison_sociale": "X"}, 2024)
+
+
+def test_duplicate_finess_rejected(tmp_path):
+    with pytest.raises(ValueError, match="double"):
+        render_fiches([FICHES[0], FICHES[0]], tmp_path, region_label="B", annee=2024,
+                      fictif=False)

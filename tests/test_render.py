@@ -1,0 +1,157 @@
+"""Notebook exécuté (Papermill) → HTML imprimable → PDF (analysis.render, analysis.figures)."""
+
+from __future__ import annotations
+
+import re
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+from analysis.render import build_toc, css_string, html_to_pdf, notebook_to_html
+
+DANGEROUS = "<script>alert(1)</script> & Cie"
+
+
+def _notebook():
+    nb = new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                 "language": "python"}
+    params = new_code_cell("annee = 2000")
+    params.metadata["tags"] = ["parameters"]
+    removed = new_code_cell("print('CELLULE_SUPPRIMEE')")
+    removed.metadata["tags"] = ["remove_cell"]
+    hidden_out = new_code_cell("print('SORTIE_MASQUEE')")
+    hidden_out.metadata["tags"] = ["remove_output"]
+    nb.cells = [
+        params,
+        new_code_cell(
+            "import warnings\n"
+            "import pandas as pd\n"
+            "from analysis import figures as F\n"
+            "F.setup_matplotlib()\n"
+            "warnings.warn('AVERTISSEMENT_INTERNE')"
+        ),
+        new_markdown_cell("# Synthèse régionale\n\nTexte d'introduction.\n\n## Établissements"),
+        new_code_cell(
+            "CODE_SECRET = 1\n"
+            f"pd.DataFrame({{'raison_sociale': [{DANGEROUS!r}, 'CH B'], 'lits': [10, 20]}})"
+        ),
+        new_markdown_cell("# Tendances"),
+        new_code_cell(
+            "df = pd.DataFrame({'annee': [2022, 2023, annee], 'v': [1.5, 2.5, 3.0]})\n"
+            "F.show(F.line_trend(df, 'annee', 'v', title='Évolution', ylabel='Valeur'))"
+        ),
+        removed,
+        hidden_out,
+    ]
+    return nb
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    papermill = pytest.importorskip("papermill")
+    d = tmp_path_factory.mktemp("rapport")
+    src, out = d / "source.ipynb", d / "execute.ipynb"
+    nbformat.write(_notebook(), src)
+    papermill.execute_notebook(str(src), str(out), parameters={"annee": 2024},
+                               kernel_name="python3", progress_bar=False)
+    return out
+
+
+@pytest.fixture(scope="module")
+def html_file(executed):
+    html = executed.with_name("rapport.html")
+    notebook_to_html(executed, html, title="Rapport de test", region_label="Région <Test>",
+                     annee=2024, fictif=True)
+    return html
+
+
+def test_html_has_no_code_and_is_escaped(html_file):
+    text = html_file.read_text(encoding="utf-8")
+    assert "CODE_SECRET" not in text  # pas de code source
+    assert "import pandas" not in text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Cie" in text
+    assert "<script" not in text.lower()  # ni JavaScript, ni require.js, ni MathJax
+    assert "mathjax" not in text.lower() and "require.js" not in text.lower()
+    assert not re.search(r"""(src|href)=["']https?://""", text)  # aucune ressource externe
+    assert "In&nbsp;[" not in text and "Out[" not in text  # pas d'invites
+    assert "CELLULE_SUPPRIMEE" not in text and "SORTIE_MASQUEE" not in text
+    assert "AVERTISSEMENT_INTERNE" not in text
+    assert "cell-id=" not in text
+
+
+def test_html_has_toc_svg_cover(html_file):
+    text = html_file.read_text(encoding="utf-8")
+    assert '<nav class="toc">' in text
+    assert '<a href="#sec-synthese-regionale">Synthèse régionale</a>' in text
+    assert 'href="#sec-etablissements"' in text and 'href="#sec-tendances"' in text
+    assert '<h1 id="sec-synthese-regionale"' in text
+    # figure SVG vectorielle incorporée comme image data: (pas de <svg> en ligne : voir le modèle)
+    assert "data:image/svg+xml;base64," in text
+    assert "<svg" not in text
+    assert "DONNÉES FICTIVES" in text
+    assert "Région &lt;Test&gt;" in text
+    assert '<html lang="fr">' in text
+
+
+def test_html_is_deterministic(executed, html_file, tmp_path):
+    again = tmp_path / "bis.html"
+    notebook_to_html(executed, again, title="Rapport de test", region_label="Région <Test>",
+                     annee=2024, fictif=True)
+    assert again.read_bytes() == html_file.read_bytes()
+
+
+def test_pdf(html_file, tmp_path):
+    from pypdf import PdfReader
+
+    pdf = tmp_path / "rapport.pdf"
+    html_to_pdf(html_file, pdf)
+    reader = PdfReader(str(pdf))
+    n = len(reader.pages)
+    assert n >= 4  # couverture, sommaire, deux chapitres
+    texts = [p.extract_text() for p in reader.pages]
+    full = "\n".join(texts)
+    assert f"2 / {n}" in full  # pagination « n / N »
+    assert "Synthèse régionale" in full and "Tendances" in full
+    assert "Sommaire" in full
+    assert "DONNÉES FICTIVES" in full
+    assert "<script>alert(1)</script> & Cie" in full
+    assert "CODE_SECRET" not in full
+    assert reader.metadata.title == "Rapport de test"
+    assert reader.trailer["/Root"]["/Lang"] == "fr"
+    # la figure SVG est dessinée (texte converti en tracés) : la page des tendances n'est
+    # pas vide de contenu graphique
+    tendances = next(i for i, t in enumerate(texts) if "Tendances" in t and i > 1)
+    assert len(reader.pages[tendances].get_contents().get_data()) > 5000
+    # reproductible
+    pdf2 = tmp_path / "rapport2.pdf"
+    html_to_pdf(html_file, pdf2)
+    assert pdf2.read_bytes() == pdf.read_bytes()
+
+
+def test_build_toc_unique_ids():
+    body, toc = build_toc('<h1 id="x">A &amp; B</h1><h2>Été</h2><h2>Été</h2><h3>non</h3>')
+    assert '<h1 id="sec-a-b">' in body
+    assert 'id="sec-ete"' in body and 'id="sec-ete-2"' in body
+    assert "A &amp; B" in toc and "non" not in toc
+    assert build_toc("<p>rien</p>") == ("<p>rien</p>", "")
+
+
+def test_css_string_escapes():
+    s = css_string('a "b" \\ </style>')
+    assert s.startswith('"') and s.endswith('"')
+    assert "</style>" not in s and '"b"' not in s
+
+
+def test_svg_is_deterministic():
+    import pandas as pd
+
+    from analysis import figures as F
+
+    df = pd.DataFrame({"annee": [2022, 2023, 2024] * 2, "v": [1, 2, 3, 2, 3, 4],
+                       "g": ["a"] * 3 + ["b"] * 3})
+    a = F.fig_to_svg(F.line_trend(df, "annee", "v", "g", "Titre", "Valeur", target=2.5))
+    b = F.fig_to_svg(F.line_trend(df, "annee", "v", "g", "Titre", "Valeur", target=2.5))
+    assert a == b and a.startswith("<svg")
+    assert "<dc:date>" not in a
