@@ -77,10 +77,14 @@ from __future__ import annotations
 import base64
 import datetime as _dt
 import math
+import numbers
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from .fmt import MISSING, fmt_date, fmt_dec, fmt_num, fmt_pct, is_missing
 from .render import fixed_font_timestamps, local_url_fetcher, source_date
@@ -173,23 +177,18 @@ def _indic_label(code: Any) -> str:
 def _fmt_value(value: Any, unite: str | None = None) -> str:
     if is_missing(value):
         return MISSING
-    if isinstance(value, bool) or type(value).__name__ in {"bool_", "bool"}:
+    if isinstance(value, (bool, np.bool_)):
         return "oui" if value else "non"
-    if isinstance(value, (int, float)) or hasattr(value, "__float__") and not isinstance(
-        value, str
-    ):
-        try:
-            x = float(value)
-        except (TypeError, ValueError):
-            return str(value)
+    if isinstance(value, (_dt.date, _dt.datetime)):
+        return fmt_date(value)
+    if isinstance(value, (numbers.Real, np.number)):
+        x = float(value)
         if math.isnan(x):
             return MISSING
         if unite == "%":
             return fmt_pct(x, 1)
-        text = fmt_num(x) if float(x).is_integer() else fmt_dec(x, 1)
+        text = fmt_num(x) if x.is_integer() else fmt_dec(x, 1)
         return f"{text}\u00a0{unite}" if unite else text
-    if isinstance(value, (_dt.date, _dt.datetime)):
-        return fmt_date(value)
     text = str(value).strip()
     return text if text else MISSING
 
@@ -210,6 +209,9 @@ def _as_list(value: Any) -> list:
         else [value]
 
 
+_SAFE_FINESS = re.compile(r"^[0-9A-Za-z]{1,20}$")
+
+
 def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
     """Contrôle une fiche (schéma du module) et la convertit en textes prêts à afficher."""
     for key in ("finess_geo", "raison_sociale"):
@@ -217,7 +219,7 @@ def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
             raise ValueError(f"Fiche établissement incomplète : clé « {key} » absente ou vide "
                              f"({ {k: fiche.get(k) for k in ('finess_geo', 'raison_sociale')} })")
     finess = str(fiche["finess_geo"]).strip()
-    if not finess.replace("A", "").replace("B", "").isalnum() or "/" in finess or len(finess) > 20:
+    if not _SAFE_FINESS.match(finess):
         raise ValueError(f"FINESS géographique invalide pour un nom de fichier : {finess!r}")
 
     activites = fiche.get("activites", fiche.get("activities"))
@@ -286,7 +288,7 @@ def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
 
     experience = [
         {
-            "annee": _text(_year(x.get("annee")) if _year(x.get("annee")) else x.get("annee")),
+            "annee": _text(x.get("annee") if _year(x.get("annee")) is None else _year(x.get("annee"))),
             "secteur": _text(x.get("secteur")),
             "score": _fmt_value(x.get("score")),
             "classement": _text(x.get("classement")),

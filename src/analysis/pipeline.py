@@ -135,16 +135,17 @@ def up_to_date(params: Params) -> tuple[bool, str, dict]:
         saved = json.loads(state.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False, digest, fp
-    target = Path(saved.get("dossier", ""))
-    manifest = target / "manifest.json"
-    if saved.get("empreinte") != digest or not manifest.is_file():
+    targets = [Path(d) for d in saved.get("dossiers", [])]
+    if saved.get("empreinte") != digest or not targets:
         return False, digest, fp
-    try:
-        if json.loads(manifest.read_text(encoding="utf-8")).get("empreinte") != digest:
+    for target in targets:
+        manifest = target / "manifest.json"
+        try:
+            if json.loads(manifest.read_text(encoding="utf-8")).get("empreinte") != digest:
+                return False, digest, fp
+        except (OSError, ValueError):
             return False, digest, fp
-    except ValueError:
-        return False, digest, fp
-    return True, digest, {"dossier": str(target)}
+    return True, digest, {"dossiers": [str(t) for t in targets]}
 
 
 # ------------------------------------------------------------------------------------------
@@ -298,33 +299,38 @@ def clean_inputs(params: Params, rules: dict, progress: Progress):
     return result
 
 
-def build_report(params: Params) -> Path:
-    """Construit tous les livrables ; renvoie le dossier ``<out>/<annee>/<region>``."""
-    progress = Progress(quiet=params.quiet)
-    fresh, digest, info = up_to_date(params)
-    if fresh:
-        progress.say(f"Rien à refaire : le rapport « {info['dossier']} » est à jour (entrées, règles et code inchangés).")
-        return Path(info["dossier"])
+ALL_REGIONS = ("toutes", "all", "*")
 
-    from . import outputs
+
+@dataclass
+class Prepared:
+    rules: dict
+    result: object  # CleanResult
+    annee: int
+    fictif: bool
+    processed: Path
+
+
+def prepare(params: Params, progress: Progress) -> Prepared:
+    """Read and validate the inputs once; write the cleaned tables (shared by every region)."""
     from .cleaning import write_processed
     from .rules import load_rules
 
     rules = load_rules(params.rules)
     progress.say(f"Lecture des données de « {params.data_dir} »…")
     result = clean_inputs(params, rules, progress)
-    tables = result.tables
-    annee = resolve_year(tables, params.annee)
-    region = resolve_region(tables, params.region)
+    annee = resolve_year(result.tables, params.annee)
     fictif = (params.data_dir / FICTIF_MARKER).is_file()
     progress.say(
         f"{sum(f.lignes_lues for f in result.files)} lignes lues, {len(result.rejects)} rejet(s) ; "
-        f"rapport {annee}, région {region}{' (données fictives)' if fictif else ''}."
+        f"rapport {annee}{' (données fictives)' if fictif else ''}."
     )
-
-    processed = params.processed_dir / digest[:16]
+    # The cleaned tables depend on the inputs, the rules and the code only (not on year/region).
+    key = json.dumps([[f.fichier, f.sha256] for f in result.files] + [rules["_sha256"], code_fingerprint()])
+    digest = _sha_bytes(key.encode())[:16]
+    processed = params.processed_dir / digest
     if not (processed / "fichiers.parquet").is_file():
-        tmp_proc = params.processed_dir / f".tmp-{digest[:16]}-{os.getpid()}"
+        tmp_proc = params.processed_dir / f".tmp-{digest}-{os.getpid()}"
         shutil.rmtree(tmp_proc, ignore_errors=True)
         write_processed(result, tmp_proc)
         _write_json(tmp_proc / "lecture.json", {"avertissements": result.warnings,
@@ -334,7 +340,14 @@ def build_report(params: Params) -> Path:
             os.replace(tmp_proc, processed)
         except OSError:  # written meanwhile by a parallel run: identical content
             shutil.rmtree(tmp_proc, ignore_errors=True)
+    return Prepared(rules=rules, result=result, annee=annee, fictif=fictif, processed=processed)
 
+
+def build_region(params: Params, prep: Prepared, region: str, digest: str, progress: Progress) -> Path:
+    """Notebooks, renderings and manifest of one region, written atomically."""
+    from . import outputs
+
+    annee, rules, result = prep.annee, prep.rules, prep.result
     final = params.out_dir / str(annee) / region
     tmp = params.out_dir / f".tmp-{annee}-{region}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
@@ -344,27 +357,75 @@ def build_report(params: Params) -> Path:
             "annee": int(annee),
             "region": str(region),
             "data_dir": str(params.data_dir.resolve()),
-            "processed_dir": str(processed.resolve()),
+            "processed_dir": str(prep.processed.resolve()),
             "out_dir": str(tmp.resolve()),
             "rules": str(Path(rules["_chemin"]).resolve()),
-            "fictif": bool(fictif),
+            "fictif": bool(prep.fictif),
         }
         outputs.write_csv(result.rejects, tmp / "rejets.csv")
         for i, nb in enumerate(NOTEBOOKS, start=1):
-            progress.say(f"Notebook {i}/{len(NOTEBOOKS)} : {nb}…")
+            progress.say(f"[{region}] Notebook {i}/{len(NOTEBOOKS)} : {nb}…")
             with progress.timed("notebooks"):
                 run_notebook(nb, tmp / "notebooks" / nb, nb_params, cwd=tmp)
-        _render_all(tmp, tables, rules, annee, region, fictif, result, params, progress)
-        _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, progress)
+        _render_all(tmp, result.tables, rules, annee, region, prep.fictif, result, params, progress)
+        _write_manifest(tmp, params, rules, result, annee, region, prep.fictif, digest, progress)
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    state = _state_file(params)
-    state.parent.mkdir(parents=True, exist_ok=True)
-    _write_json(state, {"empreinte": digest, "dossier": str(final)})
     progress.say(f"Rapport écrit dans « {final} ».")
     return final
+
+
+_POOL_STATE: dict = {}
+
+
+def _region_worker(region: str) -> tuple[str, dict]:
+    st = _POOL_STATE
+    progress = Progress(quiet=st["params"].quiet)
+    path = build_region(st["params"], st["prep"], region, st["digest"], progress)
+    return str(path), progress.timings
+
+
+def build_report(params: Params) -> list[Path]:
+    """Construit tous les livrables ; renvoie les dossiers ``<out>/<annee>/<region>`` produits.
+
+    ``params.region`` vaut un code INSEE, ``None`` (la seule région du référentiel) ou ``toutes``
+    (chaque région du référentiel, réparties sur ``params.jobs`` processus).
+    """
+    progress = Progress(quiet=params.quiet)
+    fresh, digest, info = up_to_date(params)
+    if fresh:
+        for d in info["dossiers"]:
+            progress.say(f"Rien à refaire : le rapport « {d} » est à jour (entrées, règles et code inchangés).")
+        return [Path(d) for d in info["dossiers"]]
+
+    prep = prepare(params, progress)
+    if params.region and params.region.lower() in ALL_REGIONS:
+        regions = sorted(prep.result.tables["etablissements"]["region"].dropna().unique().tolist())
+    else:
+        regions = [resolve_region(prep.result.tables, params.region)]
+
+    finals: list[Path] = []
+    if len(regions) > 1 and params.jobs > 1:
+        import multiprocessing as mp
+        from dataclasses import replace
+
+        # regions in parallel; the sheets of one region then use one process each
+        _POOL_STATE.update(params=replace(params, jobs=1), prep=prep, digest=digest)
+        with mp.get_context("fork").Pool(params.jobs) as pool:
+            for path, timings in pool.imap(_region_worker, regions):
+                finals.append(Path(path))
+                for k, v in timings.items():
+                    progress.timings[k] = progress.timings.get(k, 0.0) + v
+        _POOL_STATE.clear()
+    else:
+        for region in regions:
+            finals.append(build_region(params, prep, region, digest, progress))
+    state = _state_file(params)
+    state.parent.mkdir(parents=True, exist_ok=True)
+    _write_json(state, {"empreinte": digest, "dossiers": [str(f) for f in finals]})
+    return finals
 
 
 def _write_json(path: Path, obj) -> None:
