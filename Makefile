@@ -30,8 +30,10 @@ help:
 $(STAMP): requirements.lock pyproject.toml
 	@echo "Création de l'environnement $(VENV) (première utilisation)…"
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.lock
-	@$(PY) -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
+	@{ $(PY) -m pip install --disable-pip-version-check -r requirements.lock && \
+	   $(PY) -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e . ; } \
+	   > $(VENV)/installation.log 2>&1 || { tail -n 30 $(VENV)/installation.log; \
+	   echo "Échec de l'installation de l'environnement : voir $(VENV)/installation.log"; exit 1; }
 	@touch $(STAMP)
 
 report: $(STAMP)

@@ -21,6 +21,9 @@ def _unit(indicateur: str) -> str | None:
 
 
 def _value(row) -> object:
+    v = row.get("valeur")
+    if isinstance(v, str) and v in ("oui", "non"):
+        return v == "oui"
     num = row.get("valeur_num")
     if num is not None and not pd.isna(num):
         return float(num)

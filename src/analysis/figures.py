@@ -25,7 +25,7 @@ import matplotlib
 import numpy as np
 import pandas as pd
 from matplotlib.figure import Figure
-from matplotlib.ticker import Formatter, MaxNLocator
+from matplotlib.ticker import Formatter, LogLocator, MaxNLocator, NullFormatter
 
 from .fmt import fmt_dec
 
@@ -175,6 +175,30 @@ def _style(i: int) -> dict[str, Any]:
     }
 
 
+def _legend_ncol(labels: Sequence[str], width_in: float, max_cols: int,
+                 handlelength: float = 2.0) -> int:
+    """Nombre de colonnes de légende qui tient dans la largeur de la figure (estimation :
+    ~0,6 em par caractère à la taille de police de la légende)."""
+    size_in = float(matplotlib.rcParams["legend.fontsize"]
+                    if not isinstance(matplotlib.rcParams["legend.fontsize"], str) else 8) / 72
+    widest = max((len(str(lab)) for lab in labels), default=0)
+    entry = (0.6 * widest + handlelength + 0.8 + 2.0) * size_in  # texte, symbole, marges
+    fit = int((width_in * 0.96) // max(entry, 1e-6))
+    return max(1, min(max_cols, len(labels), fit))
+
+
+def _bottom_legend(fig: Figure, ax, width_in: float, max_cols: int = 4,
+                   handlelength: float = 2.0) -> None:
+    """Légende sous le graphique, sur toute la largeur (placée par la mise en page
+    « constrained » : jamais rognée ni superposée aux axes)."""
+    handles, labels = ax.get_legend_handles_labels()
+    if not labels:
+        return
+    fig.legend(handles, labels, loc="outside lower center",
+               ncol=_legend_ncol(labels, width_in, max_cols, handlelength),
+               handlelength=handlelength)
+
+
 def _new_figure(height: float, width: float = TEXT_WIDTH_IN) -> tuple[Figure, Any]:
     setup_matplotlib()
     fig = Figure(figsize=(width, height), layout="constrained")
@@ -234,9 +258,7 @@ def line_trend(
     ax.set_ylabel(ylabel)
     ax.set_xlabel(xlabel)
     if hue is not None and len(groups) > 0:
-        ncol = min(4, len(groups))
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.14 if not xlabel else -0.22),
-                  ncol=ncol, handlelength=2.6)
+        _bottom_legend(fig, ax, width, handlelength=2.6)
     return fig
 
 
@@ -301,13 +323,20 @@ def funnel_plot(
                             xytext=(4, 3), textcoords="offset points", fontsize=6.5)
     if logx:
         ax.set_xscale("log")
+        xmin = float(np.nanmin(pd.to_numeric(pts[x], errors="coerce"))) if len(pts) else 1.0
+        xmax = float(np.nanmax(pd.to_numeric(pts[x], errors="coerce"))) if len(pts) else 10.0
+        decades = math.log10(max(xmax, 1e-9) / max(xmin, 1e-9)) if xmin > 0 else 3.0
+        subs = (1.0, 2.0, 5.0) if decades <= 2.2 else (1.0, 3.0) if decades <= 3.2 else (1.0,)
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=subs))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.xaxis.set_major_formatter(FrenchFormatter(0))
     else:
         french_axis(ax, "x")
     french_axis(ax, "y", suffix="\u00a0%" if percent else "")
     ax.set_title(title)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=3)
+    _bottom_legend(fig, ax, width)
     return fig
 
 
@@ -381,8 +410,7 @@ def bar_share(
         ax.yaxis.set_major_locator(MaxNLocator(integer=not percent))
     ax.set_title(title)
     if hue is not None:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12 if not xlabel else -0.25),
-                  ncol=min(5, len(table.columns)))
+        _bottom_legend(fig, ax, width, max_cols=5)
     return fig
 
 

@@ -449,9 +449,18 @@ def _render_all(tmp, tables, rules, annee, region, fictif, result, params, progr
         )
         render.html_to_pdf(html, tmp / "rapport_annuel.pdf")
 
-    ciblage = pd.read_csv(tmp / "ciblage.csv", sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    suivi = pd.read_csv(tmp / "suivi_engagements.csv", sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    rejets = pd.read_csv(tmp / "rejets.csv", sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    def _read(name: str) -> pd.DataFrame:
+        # identifiers stay text (leading zeros); a column made only of numbers is stored as numbers
+        df = pd.read_csv(tmp / name, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+        for col in df.columns:
+            if col in ("finess_geo", "finess_ej", "departement", "region", "valeur", "cible"):
+                continue
+            num = pd.to_numeric(df[col].where(df[col] != ""), errors="coerce")
+            if len(df) and num.notna().sum() == (df[col] != "").sum():
+                df[col] = num
+        return df
+
+    ciblage, suivi, rejets = _read("ciblage.csv"), _read("suivi_engagements.csv"), _read("rejets.csv")
     with progress.timed("xlsx"):
         excel.write_cpom_xlsx(
             tmp / f"cpom_{region}_{annee}.xlsx",
