@@ -13,3 +13,12 @@ def real_data() -> Path:
     if not REAL_DATA.is_dir():
         pytest.skip("données réelles HAS absentes (../shared/real-data n'existe que sur les machines du projet)")
     return REAL_DATA
+
+
+@pytest.fixture(scope="module")
+def rules() -> dict:
+    """Le fichier de règles du projet, tel qu'il est livré."""
+    import yaml
+
+    with open(PROJECT / "config" / "regles_cpom.yml", encoding="utf-8") as fh:
+        return yaml.safe_load(fh)
