@@ -37,6 +37,32 @@ def _truthy(v) -> bool:
     return v is not None and v is not pd.NA and not (isinstance(v, float) and pd.isna(v)) and bool(v)
 
 
+def _restrict(frame: pd.DataFrame | None, finess: set) -> pd.DataFrame | None:
+    """Rows of ``frame`` about the given establishments (national tables, one region's sheets)."""
+    if frame is None or not len(frame):
+        return frame
+    return frame[frame["finess_geo"].isin(finess).fillna(False).astype(bool)]
+
+
+def _group_records(records: list[dict], key: str) -> dict:
+    """``{k: g.to_dict("records") for k, g in frame.groupby(key, sort=False)}`` on records:
+    groups in order of first appearance, rows in their order, missing keys left out."""
+    out: dict = {}
+    for r in records:
+        k = r[key]
+        if k is None or k is pd.NA or (isinstance(k, float) and k != k):
+            continue
+        out.setdefault(k, []).append(r)
+    return out
+
+
+def _records_by(frame: pd.DataFrame | None, key: str = "finess_geo") -> dict:
+    """Records of ``frame`` by ``key`` (one ``to_dict`` for the whole table instead of one per group)."""
+    if frame is None or not len(frame):
+        return {}
+    return _group_records(frame.to_dict("records"), key)
+
+
 def build_fiches(tables: dict, rules: dict, annee: int, region: str) -> list[dict]:
     etabs = cib.region_establishments(tables, region).sort_values("finess_geo", kind="mergesort")
     ciblage = cib.compute_ciblage(tables, rules, annee, region)
@@ -61,19 +87,24 @@ def build_fiches(tables: dict, rules: dict, annee: int, region: str) -> list[dic
             if v is not None:
                 history.setdefault((r["finess_geo"], r["indicateur"]), {})[int(r["annee"])] = v
 
+    own = set(etabs["finess_geo"].dropna().tolist())
     periods: dict[tuple[str, str], str] = {}
-    eng = tables.get("engagements")
+    eng = _restrict(tables.get("engagements"), own)
     if eng is not None:
         for r in eng.to_dict("records"):
             periods[(r["finess_geo"], r["engagement"])] = f"{r['annee_debut']}–{r['annee_fin']}"
 
-    cib_by = {k: g for k, g in ciblage.groupby("finess_geo")} if len(ciblage) else {}
-    sv_by = {k: g for k, g in suivi.groupby("finess_geo")} if len(suivi) else {}
-    veille_by = {k: g for k, g in suivi_veille.groupby("finess_geo")} if len(suivi_veille) else {}
-    pa = tables.get("plans_actions")
-    pa_by = {k: g for k, g in pa.groupby("finess_geo")} if pa is not None and len(pa) else {}
-    es = tables.get("esatis")
-    es_by = {k: g for k, g in es.groupby("finess_geo")} if es is not None and len(es) else {}
+    cib_by = _records_by(ciblage)
+    sv_by = _records_by(suivi)
+    veille_by = _records_by(suivi_veille)
+    pa = _restrict(tables.get("plans_actions"), own)
+    if pa is not None and len(pa):
+        pa = pa.sort_values(["engagement", "echeance"], kind="mergesort")
+    pa_by = _records_by(pa)
+    es = _restrict(tables.get("esatis"), own)
+    if es is not None and len(es):
+        es = es.sort_values(["annee", "secteur"], kind="mergesort")
+    es_by = _records_by(es)
 
     out = []
     for e in etabs.to_dict("records"):
@@ -95,12 +126,12 @@ def build_fiches(tables: dict, rules: dict, annee: int, region: str) -> list[dic
             "plans_actions": [],
         }
         if f in cib_by:
-            fiche["ciblage"] = [{"risque": r["risque"], "motif": r["motif"]} for r in cib_by[f].to_dict("records")]
+            fiche["ciblage"] = [{"risque": r["risque"], "motif": r["motif"]} for r in cib_by[f]]
         rows, signed = (sv_by[f], True) if f in sv_by else (veille_by.get(f), False)
         if rows is not None:
-            for engagement, g in rows.groupby("engagement", sort=False):
+            for engagement, g in _group_records(rows, "engagement").items():
                 inds = []
-                for r in g.to_dict("records"):
+                for r in g:
                     inds.append({
                         "indicateur": r.get("libelle_indicateur") or r["indicateur"],
                         "valeur": _value(r),
@@ -118,13 +149,13 @@ def build_fiches(tables: dict, rules: dict, annee: int, region: str) -> list[dic
             fiche["plans_actions"] = [
                 {"engagement": r["engagement"], "action": r["action"], "pilote": r.get("pilote"),
                  "echeance": r.get("echeance"), "statut": r["statut"]}
-                for r in pa_by[f].sort_values(["engagement", "echeance"], kind="mergesort").to_dict("records")
+                for r in pa_by[f]
             ]
         if f in es_by:
             fiche["experience_patient"] = [
                 {"annee": int(r["annee"]), "secteur": r["secteur"], "score": r.get("score"),
                  "classement": r.get("classement"), "evolution": r.get("evolution")}
-                for r in es_by[f].sort_values(["annee", "secteur"], kind="mergesort").to_dict("records")
+                for r in es_by[f]
             ]
         out.append(fiche)
     return out

@@ -212,10 +212,133 @@ def ensure_kernel() -> str:
     return KERNEL_NAME
 
 
-def run_notebook(name: str, out_path: Path, parameters: dict, cwd: Path) -> None:
+SHARED_ENGINE = "cpom-noyau-partage"
+_ENGINE_REGISTERED: list[bool] = []
+
+
+def _register_shared_engine() -> str:
+    """Moteur Papermill identique au moteur ``nbclient`` par défaut, mais qui exécute le notebook
+    dans un noyau déjà démarré (``km=…``) et ferme ensuite les canaux du client."""
+    from papermill.clientwrap import PapermillNotebookClient
+    from papermill.engines import NBClientEngine, papermill_engines
+    from papermill.log import logger
+    from papermill.utils import merge_kwargs, remove_args
+
+    if _ENGINE_REGISTERED:
+        return SHARED_ENGINE
+
+    class SharedKernelEngine(NBClientEngine):
+        @classmethod
+        def execute_managed_notebook(cls, nb_man, kernel_name, log_output=False, stdout_file=None,
+                                     stderr_file=None, start_timeout=60, execution_timeout=None, **kwargs):
+            kwargs = remove_args(["input_path"], **kwargs)
+            safe_kwargs = remove_args(["timeout", "startup_timeout"], **kwargs)
+            final_kwargs = merge_kwargs(
+                safe_kwargs,
+                timeout=execution_timeout if execution_timeout else kwargs.get("timeout"),
+                startup_timeout=start_timeout,
+                kernel_name=kernel_name,
+                log=logger,
+                log_output=log_output,
+                stdout_file=stdout_file,
+                stderr_file=stderr_file,
+            )
+            client = PapermillNotebookClient(nb_man, **final_kwargs)
+            try:
+                return client.execute()
+            finally:
+                if client.kc is not None:
+                    client.kc.stop_channels()
+
+    papermill_engines.register(SHARED_ENGINE, SharedKernelEngine)
+    _ENGINE_REGISTERED.append(True)
+    return SHARED_ENGINE
+
+
+class NotebookKernel:
+    """Un noyau Jupyter réutilisé par les notebooks successifs (d'une ou plusieurs régions).
+
+    Démarrer un noyau puis y importer pandas, scipy, matplotlib et le paquet coûte 2 à 3 s : une
+    fois par noyau plutôt qu'une fois par notebook. Le noyau est démarré tôt (:meth:`start`) et
+    importe ces modules pendant que le processus principal lit les données. Avant chaque notebook,
+    l'espace de noms est remis à zéro (``reset(new_session=True)`` : variables effacées, compteur
+    d'exécution à 1, comme dans un noyau neuf) et le dossier courant fixé ; seuls les modules
+    déjà importés restent en mémoire (chaque notebook les importe et configure matplotlib
+    lui-même). Les registres « avertissement déjà affiché » sont invalidés pour que chaque
+    notebook affiche ses avertissements comme dans un noyau neuf.
+    """
+
+    WARM_UP = "import analysis.context, analysis.figures, analysis.report"
+
+    def __init__(self) -> None:
+        self.km = None
+        self._kc = None
+        self._ready = False
+
+    def start(self) -> "NotebookKernel":
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        self.km = AsyncKernelManager(kernel_name=ensure_kernel())
+        run_sync(self.km.start_kernel)()
+        self._kc = self.km.blocking_client()
+        self._kc.start_channels(hb=False)
+        # envoyé sans attendre : le noyau importe pendant que l'appelant continue
+        self._kc.execute(self.WARM_UP, silent=True, store_history=False)
+        return self
+
+    def reset(self, cwd: Path) -> None:
+        """Remet le noyau dans l'état d'un noyau neuf démarré dans ``cwd`` (modules importés mis à part)."""
+        if self.km is None:
+            self.start()
+        if not self._ready:
+            self._kc.wait_for_ready(timeout=120)
+            self._ready = True
+        code = (
+            f"__import__('os').chdir({str(cwd)!r})\n"
+            "__import__('warnings').filterwarnings('default', append=True)\n"
+            "get_ipython().reset(new_session=True)\n"
+            "__import__('gc').collect()\n"
+        )
+        reply = self._kc.execute_interactive(code, silent=True, store_history=False, timeout=600)
+        if reply["content"].get("status") != "ok":
+            c = reply["content"]
+            raise RuntimeError(f"Le noyau n'a pas pu être réinitialisé : {c.get('ename')} : {c.get('evalue')}")
+
+    def stop(self) -> None:
+        from jupyter_core.utils import run_sync
+
+        if self._kc is not None:
+            self._kc.stop_channels()
+            self._kc = None
+        if self.km is not None:
+            try:
+                # a kernel never used (e.g. invalid inputs) is still importing: stopped at once,
+                # without the interrupt (and its traceback) of a graceful shutdown
+                run_sync(self.km.shutdown_kernel)(now=not self._ready)
+            except Exception:  # noqa: BLE001 - noyau déjà arrêté
+                pass
+            self.km = None
+        self._ready = False
+
+    def __enter__(self) -> "NotebookKernel":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+
+def run_notebook(name: str, out_path: Path, parameters: dict, cwd: Path,
+                 kernel: NotebookKernel | None = None) -> None:
+    """Exécute ``notebooks/<name>`` avec Papermill ; dans ``kernel`` (réinitialisé) s'il est donné,
+    sinon dans un noyau neuf."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    extra: dict = {}
+    if kernel is not None:
+        kernel.reset(cwd)
+        extra = {"engine_name": _register_shared_engine(), "km": kernel.km}
     try:
         pm.execute_notebook(
             str(NOTEBOOKS_DIR / name),
@@ -226,6 +349,7 @@ def run_notebook(name: str, out_path: Path, parameters: dict, cwd: Path) -> None
             log_output=False,
             cwd=str(cwd),
             report_mode=False,
+            **extra,
         )
     except PapermillExecutionError as exc:
         raise RuntimeError(
@@ -309,6 +433,7 @@ class Prepared:
     annee: int
     fictif: bool
     processed: Path
+    lecture_s: float = 0.0
 
 
 def prepare(params: Params, progress: Progress) -> Prepared:
@@ -340,51 +465,86 @@ def prepare(params: Params, progress: Progress) -> Prepared:
             os.replace(tmp_proc, processed)
         except OSError:  # written meanwhile by a parallel run: identical content
             shutil.rmtree(tmp_proc, ignore_errors=True)
-    return Prepared(rules=rules, result=result, annee=annee, fictif=fictif, processed=processed)
+    return Prepared(rules=rules, result=result, annee=annee, fictif=fictif, processed=processed,
+                    lecture_s=progress.timings.get("lecture", 0.0))
 
 
-def build_region(params: Params, prep: Prepared, region: str, digest: str, progress: Progress) -> Path:
-    """Notebooks, renderings and manifest of one region, written atomically."""
+def build_region(params: Params, prep: Prepared, region: str, digest: str, progress: Progress,
+                 kernel: NotebookKernel | None = None, pool=None, release_kernel: bool = True) -> Path:
+    """Notebooks, renderings and manifest of one region, written atomically.
+
+    ``kernel`` : noyau déjà démarré à réutiliser (sinon un noyau pour cette région) ; arrêté dès
+    la fin des notebooks (sa mémoire est rendue avant les rendus) sauf ``release_kernel=False``
+    (noyau gardé pour la région suivante). ``pool`` :
+    processus des fiches, créés avant tout noyau ; les fiches sont alors rendues pendant que les
+    notebooks s'exécutent (sinon un pool est créé ici quand ``params.jobs > 1``).
+    """
+    import contextlib
+
     from . import outputs
 
+    # this region's timings (the shared reading counted once in each manifest)
+    outer, progress = progress, Progress(quiet=progress.quiet, t0=progress.t0,
+                                         timings={"lecture": prep.lecture_s})
     annee, rules, result = prep.annee, prep.rules, prep.result
     final = params.out_dir / str(annee) / region
     tmp = params.out_dir / f".tmp-{annee}-{region}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "notebooks").mkdir(parents=True)
     try:
-        nb_params = {
-            "annee": int(annee),
-            "region": str(region),
-            "data_dir": str(params.data_dir.resolve()),
-            "processed_dir": str(prep.processed.resolve()),
-            "out_dir": str(tmp.resolve()),
-            "rules": str(Path(rules["_chemin"]).resolve()),
-            "fictif": bool(prep.fictif),
-        }
-        outputs.write_csv(result.rejects, tmp / "rejets.csv")
-        for i, nb in enumerate(NOTEBOOKS, start=1):
-            progress.say(f"[{region}] Notebook {i}/{len(NOTEBOOKS)} : {nb}…")
-            with progress.timed("notebooks"):
-                run_notebook(nb, tmp / "notebooks" / nb, nb_params, cwd=tmp)
-        _render_all(tmp, result.tables, rules, annee, region, prep.fictif, result, params, progress)
+        with contextlib.ExitStack() as stack:
+            if pool is None and params.fiches and params.jobs > 1:
+                from .fiches import fiche_pool
+
+                pool = stack.enter_context(fiche_pool(params.jobs, background=True))
+            if kernel is None:
+                kernel = stack.enter_context(NotebookKernel())
+                kernel.start()
+                release_kernel = True
+            nb_params = {
+                "annee": int(annee),
+                "region": str(region),
+                "data_dir": str(params.data_dir.resolve()),
+                "processed_dir": str(prep.processed.resolve()),
+                "out_dir": str(tmp.resolve()),
+                "rules": str(Path(rules["_chemin"]).resolve()),
+                "fictif": bool(prep.fictif),
+            }
+            outputs.write_csv(result.rejects, tmp / "rejets.csv")
+            finish_fiches = None
+            if params.fiches:
+                # the sheets depend on the cleaned tables only: rendered meanwhile when possible
+                finish_fiches = _start_fiches(tmp, result.tables, rules, annee, region, prep.fictif,
+                                              params, progress, pool)
+            for i, nb in enumerate(NOTEBOOKS, start=1):
+                progress.say(f"[{region}] Notebook {i}/{len(NOTEBOOKS)} : {nb}…")
+                with progress.timed("notebooks"):
+                    run_notebook(nb, tmp / "notebooks" / nb, nb_params, cwd=tmp, kernel=kernel)
+            if release_kernel:
+                kernel.stop()
+            _render_all(tmp, rules, annee, region, prep.fictif, progress)
+            if finish_fiches is not None:
+                finish_fiches()
         _write_manifest(tmp, params, rules, result, annee, region, prep.fictif, digest, progress)
         replace_dir(tmp, final)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     progress.say(f"Rapport écrit dans « {final} ».")
+    for k, v in progress.timings.items():
+        if k != "lecture":
+            outer.timings[k] = outer.timings.get(k, 0.0) + v
     return final
 
 
 _POOL_STATE: dict = {}
 
 
-def _region_worker(region: str) -> tuple[str, dict]:
+def _region_worker(region: str) -> tuple[str, str, dict]:
     st = _POOL_STATE
     progress = Progress(quiet=st["params"].quiet)
     path = build_region(st["params"], st["prep"], region, st["digest"], progress)
-    return str(path), progress.timings
+    return region, str(path), progress.timings
 
 
 def build_report(params: Params) -> list[Path]:
@@ -392,7 +552,14 @@ def build_report(params: Params) -> list[Path]:
 
     ``params.region`` vaut un code INSEE, ``None`` (la seule région du référentiel) ou ``toutes``
     (chaque région du référentiel, réparties sur ``params.jobs`` processus).
+
+    Une seule région : les processus des fiches sont créés d'abord, puis le noyau des notebooks,
+    qui démarre et importe ses modules pendant la lecture des données ; les fiches sont rendues
+    (en priorité basse) pendant l'exécution des notebooks. Plusieurs régions avec ``jobs > 1`` :
+    une région par processus, les plus grandes d'abord. Le résultat ne dépend pas de ``jobs``.
     """
+    import contextlib
+
     progress = Progress(quiet=params.quiet)
     fresh, digest, info = up_to_date(params)
     if fresh:
@@ -400,28 +567,48 @@ def build_report(params: Params) -> list[Path]:
             progress.say(f"Rien à refaire : le rapport « {d} » est à jour (entrées, règles et code inchangés).")
         return [Path(d) for d in info["dossiers"]]
 
-    prep = prepare(params, progress)
-    if params.region and params.region.lower() in ALL_REGIONS:
-        regions = sorted(prep.result.tables["etablissements"]["region"].dropna().unique().tolist())
-    else:
-        regions = [resolve_region(prep.result.tables, params.region)]
-
+    multi = bool(params.region and params.region.lower() in ALL_REGIONS)
+    parallel_regions = multi and params.jobs > 1
     finals: list[Path] = []
-    if len(regions) > 1 and params.jobs > 1:
-        import multiprocessing as mp
-        from dataclasses import replace
+    with contextlib.ExitStack() as stack:
+        pool = kernel = None
+        if not parallel_regions:
+            if params.fiches and params.jobs > 1:
+                from .fiches import fiche_pool
 
-        # regions in parallel; the sheets of one region then use one process each
-        _POOL_STATE.update(params=replace(params, jobs=1), prep=prep, digest=digest)
-        with mp.get_context("fork").Pool(params.jobs) as pool:
-            for path, timings in pool.imap(_region_worker, regions):
-                finals.append(Path(path))
-                for k, v in timings.items():
-                    progress.timings[k] = progress.timings.get(k, 0.0) + v
-        _POOL_STATE.clear()
-    else:
-        for region in regions:
-            finals.append(build_region(params, prep, region, digest, progress))
+                pool = stack.enter_context(fiche_pool(params.jobs, background=True))
+            kernel = stack.enter_context(NotebookKernel())
+            kernel.start()
+
+        prep = prepare(params, progress)
+        if multi:
+            regions = sorted(prep.result.tables["etablissements"]["region"].dropna().unique().tolist())
+        else:
+            regions = [resolve_region(prep.result.tables, params.region)]
+
+        if parallel_regions and len(regions) > 1:
+            import multiprocessing as mp
+            from dataclasses import replace
+
+            # regions in parallel, largest first (better balance); the sheets of one region then
+            # use one process each
+            sizes = prep.result.tables["etablissements"]["region"].value_counts()
+            order = sorted(regions, key=lambda r: (-int(sizes.get(r, 0)), r))
+            _POOL_STATE.update(params=replace(params, jobs=1), prep=prep, digest=digest)
+            done: dict[str, Path] = {}
+            try:
+                with mp.get_context("fork").Pool(params.jobs) as rpool:
+                    for region, path, timings in rpool.imap_unordered(_region_worker, order):
+                        done[region] = Path(path)
+                        for k, v in timings.items():
+                            progress.timings[k] = progress.timings.get(k, 0.0) + v
+            finally:
+                _POOL_STATE.clear()
+            finals = [done[r] for r in regions]
+        else:
+            for i, region in enumerate(regions):
+                finals.append(build_region(params, prep, region, digest, progress, kernel=kernel, pool=pool,
+                                           release_kernel=i == len(regions) - 1))
     state = _state_file(params)
     state.parent.mkdir(parents=True, exist_ok=True)
     _write_json(state, {"empreinte": digest, "dossiers": [str(f) for f in finals]})
@@ -433,10 +620,10 @@ def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
 
 
-def _render_all(tmp, tables, rules, annee, region, fictif, result, params, progress) -> None:
+def _render_all(tmp, rules, annee, region, fictif, progress) -> None:
     import pandas as pd
 
-    from . import excel, fiches, fiches_data, render
+    from . import excel, render
     from .regions import region_label
 
     label = region_label(region)
@@ -466,14 +653,40 @@ def _render_all(tmp, tables, rules, annee, region, fictif, result, params, progr
             tmp / f"cpom_{region}_{annee}.xlsx",
             {"ciblage": ciblage, "suivi_engagements": suivi, "rejets": rejets},
         )
-    if params.fiches:
-        with progress.timed("fiches"):
-            data = fiches_data.build_fiches(tables, rules, annee, region)
-            progress.say(f"Fiches établissement : {len(data)} à produire…")
-            fiches.render_fiches(
-                data, tmp / "fiches", region_label=label, annee=annee, fictif=fictif, jobs=params.jobs,
-                progress=None if params.quiet else (lambda done, total: progress.say(f"  fiches {done}/{total}")),
-            )
+
+
+def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, pool):
+    """Prépare les fiches de la région et lance leur rendu ; renvoie la fonction qui attend la fin.
+
+    Avec ``pool`` les PDF sont produits en arrière-plan (pendant les notebooks) ; sans pool, ils le
+    sont à l'appel de la fonction renvoyée, dans ce processus."""
+    from . import fiches, fiches_data
+    from .regions import region_label
+
+    label = region_label(region)
+    t0 = time.perf_counter()
+    data = fiches_data.build_fiches(tables, rules, annee, region)
+    t_data = time.perf_counter() - t0
+    progress.timings["fiches_donnees"] = progress.timings.get("fiches_donnees", 0.0) + t_data
+    progress.say(f"Fiches établissement : {len(data)} à produire…")
+    report = None if params.quiet else (lambda done, total: progress.say(f"  fiches {done}/{total}"))
+    kwargs = dict(region_label=label, annee=annee, fictif=fictif, progress=report)
+    if pool is not None:
+        wait = fiches.start_render_fiches(data, tmp / "fiches", pool=pool, jobs=params.jobs, **kwargs)
+    else:
+        wait = lambda: fiches.render_fiches(data, tmp / "fiches", jobs=1, **kwargs)  # noqa: E731
+
+    def finish() -> None:
+        t1 = time.perf_counter()
+        wait()
+        end = time.perf_counter()
+        # fiches : du début de la préparation à la dernière fiche (en parallèle des notebooks
+        # avec un pool) ; fiches_attente : ce qu'il restait à attendre après le rapport
+        progress.timings["fiches"] = progress.timings.get("fiches", 0.0) + (
+            end - t0 if pool is not None else (end - t1) + t_data)
+        progress.timings["fiches_attente"] = progress.timings.get("fiches_attente", 0.0) + (end - t1)
+
+    return finish
 
 
 def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, progress) -> None:

@@ -1,0 +1,579 @@
+"""Mesures de performance : ``python -m analysis bench [--quick]`` (``make bench``).
+
+Mesure sur la machine courante, en médianes de plusieurs exécutions (moins avec ``--quick``) :
+
+1. **plancher** : Papermill exécute un notebook vide (une cellule ``parameters``) puis nbconvert
+   le rend en HTML, en lignes de commande (``python -m papermill`` puis ``python -m nbconvert``),
+   à froid comme le rapport ; la même chose dans un processus déjà chaud est notée pour information ;
+2. **rapport de la région de démonstration à froid** : ``python -m analysis report --data data/raw
+   --out <tmp> --processed <tmp>/processed --jobs 2 --force`` (aucune sortie ni table nettoyée
+   préalable), et ses parties (``durees_s`` du ``manifest.json`` produit) ;
+3. la **même commande relancée sans changement** (ne doit rien refaire) ;
+4. la **méthode naïve par établissement** (un notebook Papermill plus son PDF, nbconvert HTML →
+   WeasyPrint, par établissement) sur 10 établissements, contre le coût d'une fiche du projet
+   (:func:`analysis.fiches.render_fiches` sur les mêmes 10 établissements, plus la part de
+   :func:`analysis.fiches_data.build_fiches` ; et le coût par fiche du rapport complet) ;
+5. un **jeu national synthétique** (générateur de démonstration, 18 régions, 2015–2024) : tous les
+   rapports régionaux avec toutes les fiches (``--region toutes --jobs 2``), durée et pic mémoire
+   (somme des RSS de l'arbre de processus, échantillonnée toutes les 0,2 s avec psutil).
+
+Affiche un tableau (mesure, valeur, cible, atteinte, écart) et écrit ``<out>/bench.json``.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from .pipeline import PROJECT_DIR, ensure_kernel
+
+GIB = 1024 ** 3
+#: cibles de l'issue 6 (sur une machine à 2 cœurs)
+CIBLES = {
+    "facteur_plancher": 15.0,      # rapport complet ≤ 15 × plancher
+    "relance_s": 2.0,              # relance sans changement < 2 s
+    "ratio_fiches": 20.0,          # fiche du projet ≥ 20 × moins chère que la méthode naïve
+    "national_s": 600.0,           # national < 10 min
+    "national_octets": 2 * GIB,    # pic mémoire < 2 Gio
+}
+ECHANTILLON_FICHES = 10
+SAMPLE_PERIOD_S = 0.2
+
+
+# --------------------------------------------------------------------------- mise en forme
+
+
+def _fr(x: float, decimals: int = 1) -> str:
+    text = f"{x:,.{decimals}f}".replace(",", "\u202f").replace(".", ",")
+    return text.replace("\u202f", "\u00a0")
+
+
+def fmt_duree(seconds: float) -> str:
+    """Durée lisible : « 0,85 s », « 12,3 s », « 8 min 05 s »."""
+    if seconds is None:
+        return "—"
+    if seconds < 10:
+        return f"{_fr(seconds, 2)} s"
+    if seconds < 120:
+        return f"{_fr(seconds, 1)} s"
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m} min {s:02d} s"
+
+
+def fmt_octets(n: float) -> str:
+    if n is None:
+        return "—"
+    if n >= GIB:
+        return f"{_fr(n / GIB, 2)} Gio"
+    return f"{_fr(n / 1024 ** 2, 0)} Mio"
+
+
+def fmt_ratio(x: float) -> str:
+    return "—" if x is None else f"{_fr(x, 1)}\u00a0×"
+
+
+def evaluate(mesures: dict) -> list[dict]:
+    """Compare les mesures aux cibles ; une ligne par cible (``atteinte`` vaut ``None`` si la
+    mesure manque). ``ecart`` : marge (cible atteinte) ou dépassement, en valeur et en %."""
+    rows: list[dict] = []
+
+    def add(nom, valeur, cible, plus_petit_mieux, fmt, texte_cible):
+        if valeur is None or cible is None:
+            rows.append({"mesure": nom, "valeur": valeur, "cible": cible, "atteinte": None,
+                         "ecart": None, "ecart_pct": None, "texte": "non mesuré",
+                         "valeur_txt": "—", "cible_txt": texte_cible})
+            return
+        ok = valeur < cible if plus_petit_mieux else valeur >= cible
+        diff = (cible - valeur) if plus_petit_mieux else (valeur - cible)  # > 0 : marge
+        pct = 100.0 * diff / cible if cible else None
+        if ok:
+            texte = f"marge {fmt(abs(diff))} ({_fr(abs(pct), 0)} %)"
+        else:
+            texte = f"manque {fmt(abs(diff))} ({_fr(abs(pct), 0)} %)"
+        rows.append({"mesure": nom, "valeur": valeur, "cible": cible, "atteinte": ok,
+                     "ecart": diff, "ecart_pct": pct, "texte": texte,
+                     "valeur_txt": fmt(valeur), "cible_txt": texte_cible})
+
+    plancher = (mesures.get("plancher") or {}).get("median_s")
+    froid = (mesures.get("rapport_froid") or {}).get("median_s")
+    cible_froid = CIBLES["facteur_plancher"] * plancher if plancher else None
+    add("Rapport de la région de démonstration, à froid", froid, cible_froid, True, fmt_duree,
+        f"≤ {_fr(CIBLES['facteur_plancher'], 0)} × plancher = {fmt_duree(cible_froid) if cible_froid else '—'}")
+    relance = (mesures.get("relance") or {}).get("median_s")
+    add("Relance sans changement", relance, CIBLES["relance_s"], True, fmt_duree,
+        f"< {fmt_duree(CIBLES['relance_s'])}")
+    ratio = (mesures.get("fiches") or {}).get("ratio")
+    add("Fiche : coût naïf / coût du projet", ratio, CIBLES["ratio_fiches"], False, fmt_ratio,
+        f"≥ {fmt_ratio(CIBLES['ratio_fiches'])}")
+    nat = mesures.get("national") or {}
+    add("National : tous les rapports et fiches, durée", nat.get("duree_s"), CIBLES["national_s"], True,
+        fmt_duree, f"< {fmt_duree(CIBLES['national_s'])}")
+    add("National : pic mémoire", nat.get("pic_memoire_octets"), CIBLES["national_octets"], True,
+        fmt_octets, f"< {fmt_octets(CIBLES['national_octets'])}")
+    return rows
+
+
+def _table(lines: list[list[str]]) -> str:
+    widths = [max(len(r[i]) for r in lines) for i in range(len(lines[0]))]
+    out = []
+    for k, r in enumerate(lines):
+        out.append("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
+        if k == 0:
+            out.append("  ".join("-" * w for w in widths))
+    return "\n".join(out)
+
+
+def format_report(result: dict) -> str:
+    """Texte affiché par ``make bench`` : machine, mesures détaillées, puis tableau des cibles."""
+    m = result.get("mesures", {})
+    mach = result.get("machine", {})
+    parts = [
+        f"Machine : {mach.get('cpu', '?')}, {mach.get('coeurs', '?')} cœurs, "
+        f"{fmt_octets(mach.get('memoire_octets')) if mach.get('memoire_octets') else '?'} de mémoire, "
+        f"Python {mach.get('python', '?')} ; charge moyenne au départ {mach.get('charge_depart', '?')}",
+        "",
+    ]
+    detail = [["Mesure", "Valeur (médiane)", "Exécutions"]]
+
+    def runs(d):
+        r = d.get("executions_s") or []
+        return " / ".join(fmt_duree(x) for x in r) if r else ""
+
+    p = m.get("plancher")
+    if p:
+        detail.append(["Plancher : notebook vide, Papermill + nbconvert HTML (commandes)",
+                       fmt_duree(p["median_s"]), runs(p)])
+        if p.get("en_processus_median_s") is not None:
+            detail.append(["  le même dans un processus déjà chaud (pour information)",
+                           fmt_duree(p["en_processus_median_s"]), ""])
+    f = m.get("rapport_froid")
+    if f:
+        detail.append([f"Rapport région de démonstration à froid ({f.get('fiches', '?')} fiches, --jobs 2)",
+                       fmt_duree(f["median_s"]), runs(f)])
+        for k, v in (f.get("parties_s") or {}).items():
+            detail.append([f"  {k}", fmt_duree(v), ""])
+    r = m.get("relance")
+    if r:
+        detail.append(["Relance sans changement" + ("" if r.get("rien_refait", True) else " (A REFAIT LE TRAVAIL)"),
+                       fmt_duree(r["median_s"]), runs(r)])
+    fi = m.get("fiches")
+    if fi:
+        n = fi.get("echantillon", ECHANTILLON_FICHES)
+        detail.append([f"Méthode naïve : Papermill + PDF par établissement ({n} établissements), par fiche",
+                       fmt_duree(fi["naif_par_fiche_s"]), ""])
+        detail.append(["Projet : par fiche (données + rendu, même échantillon, 1 processus)",
+                       fmt_duree(fi["projet_par_fiche_s"]), ""])
+        detail.append(["  dont rendu seul (render_fiches)", fmt_duree(fi["projet_rendu_par_fiche_s"]), ""])
+        if fi.get("rapport_complet_par_fiche_s") is not None:
+            detail.append(["Projet : par fiche dans le rapport complet (durée des fiches / nombre, --jobs 2)",
+                           fmt_duree(fi["rapport_complet_par_fiche_s"]), ""])
+        detail.append(["Rapport naïf / projet", fmt_ratio(fi["ratio"]), ""])
+        if fi.get("ratio_rapport_complet") is not None:
+            detail.append(["Rapport naïf / projet (rapport complet)", fmt_ratio(fi["ratio_rapport_complet"]), ""])
+    nat = m.get("national")
+    if nat:
+        detail.append([f"National : {nat.get('regions', '?')} régions, {nat.get('etablissements', '?')} établissements, "
+                       f"{nat.get('fiches', '?')} fiches (--jobs 2)", fmt_duree(nat["duree_s"]), ""])
+        detail.append(["  pic mémoire (somme des RSS de l'arbre de processus)",
+                       fmt_octets(nat["pic_memoire_octets"]), ""])
+        if nat.get("pic_pss_octets"):
+            detail.append(["  pic mémoire PSS (pages partagées comptées une fois, pour information)",
+                           fmt_octets(nat["pic_pss_octets"]), ""])
+        for k, v in (nat.get("parties_s") or {}).items():
+            detail.append([f"  {k} (cumul sur les régions)", fmt_duree(v), ""])
+    parts.append(_table(detail))
+    parts.append("")
+    cibles = [["Cible", "Mesuré", "Cible", "Atteinte", "Écart"]]
+    for row in result.get("cibles", []):
+        ok = {True: "oui", False: "NON", None: "—"}[row["atteinte"]]
+        cibles.append([row["mesure"], row["valeur_txt"], row["cible_txt"], ok, row["texte"]])
+    parts.append(_table(cibles))
+    return "\n".join(parts)
+
+
+# --------------------------------------------------------------------------- machine
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.lower().startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal:"):
+                mem = int(line.split()[1]) * 1024
+                break
+    except OSError:
+        pass
+    try:
+        load = ", ".join(_fr(x, 2) for x in os.getloadavg())
+    except OSError:
+        load = None
+    return {
+        "cpu": cpu,
+        "coeurs": os.cpu_count(),
+        "memoire_octets": mem,
+        "python": platform.python_version(),
+        "systeme": f"{platform.system()} {platform.release()}",
+        "charge_depart": load,
+    }
+
+
+# --------------------------------------------------------------------------- outils
+
+
+def _say(msg: str) -> None:
+    print(f"[bench] {msg}", file=sys.stderr, flush=True)
+
+
+def _run(cmd: list[str], *, cwd: Path = PROJECT_DIR, monitor: bool = False) -> dict:
+    """Lance ``cmd`` ; renvoie durée, code de retour et, avec ``monitor``, le pic de la somme des
+    RSS (et PSS) de l'arbre de processus, échantillonné toutes les 0,2 s."""
+    env = dict(os.environ)
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    peak_rss = peak_pss = 0
+    if monitor:
+        import psutil
+
+        root = psutil.Process(proc.pid)
+        while proc.poll() is None:
+            rss = pss = 0
+            try:
+                procs = [root] + root.children(recursive=True)
+            except psutil.Error:
+                procs = []
+            for q in procs:
+                try:
+                    rss += q.memory_info().rss
+                    try:
+                        pss += q.memory_full_info().pss
+                    except (psutil.Error, AttributeError):
+                        pass
+                except psutil.Error:
+                    pass
+            peak_rss, peak_pss = max(peak_rss, rss), max(peak_pss, pss)
+            time.sleep(SAMPLE_PERIOD_S)
+    out, _ = proc.communicate()
+    elapsed = time.perf_counter() - t0
+    text = out.decode("utf-8", "replace")
+    if proc.returncode != 0:
+        raise RuntimeError(f"Échec de {' '.join(cmd)} (code {proc.returncode}) :\n{text[-3000:]}")
+    return {"duree_s": elapsed, "sortie": text, "pic_rss": peak_rss, "pic_pss": peak_pss}
+
+
+def _median(xs: list[float]) -> float:
+    return float(statistics.median(xs))
+
+
+def _report_cmd(data: Path, out: Path, processed: Path, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "analysis", "report", "--data", str(data), "--out", str(out),
+            "--processed", str(processed), "--jobs", "2", *extra]
+
+
+def _manifests(out: Path) -> list[dict]:
+    return [json.loads(p.read_text(encoding="utf-8")) for p in sorted(out.glob("*/*/manifest.json"))]
+
+
+# --------------------------------------------------------------------------- 1. plancher
+
+
+def _empty_notebook(path: Path, kernel: str) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    nb = new_notebook(cells=[
+        new_code_cell("# Paramètres\nx = 1", metadata={"tags": ["parameters"]}),
+    ])
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+def bench_plancher(work: Path, reps: int) -> dict:
+    kernel = ensure_kernel()
+    src = work / "vide.ipynb"
+    _empty_notebook(src, kernel)
+    runs, pm_runs, nbc_runs = [], [], []
+    for i in range(reps):
+        out = work / f"vide_execute_{i}.ipynb"
+        a = _run([sys.executable, "-m", "papermill", "-k", kernel, "-p", "x", "2", "--no-progress-bar",
+                  str(src), str(out)], cwd=work)
+        b = _run([sys.executable, "-m", "nbconvert", "--to", "html", str(out)], cwd=work)
+        pm_runs.append(a["duree_s"])
+        nbc_runs.append(b["duree_s"])
+        runs.append(a["duree_s"] + b["duree_s"])
+        _say(f"plancher {i + 1}/{reps} : {fmt_duree(runs[-1])}")
+    # pour information : le même travail dans ce processus, imports déjà faits
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+
+    warm = []
+    for i in range(reps + 1):
+        t0 = time.perf_counter()
+        out = work / "vide_chaud.ipynb"
+        pm.execute_notebook(str(src), str(out), parameters={"x": 2}, kernel_name=kernel, progress_bar=False)
+        HTMLExporter().from_notebook_node(nbformat.read(str(out), as_version=4))
+        if i:  # la première sert à charger les modules
+            warm.append(time.perf_counter() - t0)
+    return {
+        "median_s": _median(runs),
+        "executions_s": runs,
+        "papermill_median_s": _median(pm_runs),
+        "nbconvert_median_s": _median(nbc_runs),
+        "en_processus_median_s": _median(warm),
+        "methode": "python -m papermill puis python -m nbconvert --to html (processus neufs)",
+    }
+
+
+# --------------------------------------------------------------------------- 2 et 3. rapport démo
+
+
+def bench_rapport(work: Path, reps: int, reps_relance: int) -> tuple[dict, dict]:
+    data = PROJECT_DIR / "data" / "raw"
+    runs, parts, last_out, n_fiches = [], [], None, None
+    for i in range(reps):
+        d = work / f"demo_{i}"
+        shutil.rmtree(d, ignore_errors=True)
+        d.mkdir(parents=True)
+        r = _run(_report_cmd(data, d / "reports", d / "processed", "--force"))
+        runs.append(r["duree_s"])
+        man = _manifests(d / "reports")
+        if len(man) != 1:
+            raise RuntimeError(f"Le rapport de démonstration devait produire un dossier ({len(man)} trouvés).")
+        parts.append(man[0].get("durees_s", {}))
+        n_fiches = man[0].get("fiches")
+        if last_out is not None:
+            shutil.rmtree(last_out, ignore_errors=True)
+        last_out = d
+        _say(f"rapport à froid {i + 1}/{reps} : {fmt_duree(runs[-1])} {parts[-1]}")
+    keys = list(dict.fromkeys(k for p in parts for k in p))
+    froid = {
+        "median_s": _median(runs),
+        "executions_s": runs,
+        "parties_s": {k: _median([p.get(k, 0.0) for p in parts]) for k in keys},
+        "fiches": n_fiches,
+        "commande": " ".join(_report_cmd(Path("data/raw"), Path("<tmp>"), Path("<tmp>/processed"), "--force")),
+    }
+
+    # 3. relance sans changement
+    manifest = next(last_out.glob("reports/*/*/manifest.json"))
+    stamp = manifest.stat().st_mtime_ns
+    rel, redone = [], False
+    for i in range(reps_relance):
+        r = _run(_report_cmd(data, last_out / "reports", last_out / "processed"))
+        rel.append(r["duree_s"])
+        redone = redone or manifest.stat().st_mtime_ns != stamp or "Rien à refaire" not in r["sortie"]
+        _say(f"relance {i + 1}/{reps_relance} : {fmt_duree(rel[-1])}")
+    relance = {"median_s": _median(rel), "executions_s": rel, "rien_refait": not redone}
+    froid["_dossier"] = str(last_out)
+    return froid, relance
+
+
+# --------------------------------------------------------------------------- 4. fiches
+
+
+NAIVE_NOTEBOOK_CELLS = [
+    ("markdown", "# Fiche établissement (méthode naïve)", {}),
+    ("code", 'finess = "000000000"\nregion = "28"\nannee = 2024\nprocessed_dir = ""\nrules = ""',
+     {"tags": ["parameters"]}),
+    ("code",
+     "from pathlib import Path\n"
+     "import pandas as pd\n"
+     "from IPython.display import HTML, display\n"
+     "from analysis.cleaning import read_processed\n"
+     "from analysis.rules import load_rules\n"
+     "from analysis import ciblage, suivi\n"
+     "tables = read_processed(Path(processed_dir))\n"
+     "regles = load_rules(rules or None)\n"
+     "etab = tables['etablissements']\n"
+     "etab = etab[etab['finess_geo'] == finess]",
+     {}),
+    ("code", "display(HTML('<h1>' + str(etab['raison_sociale'].iloc[0]) + '</h1>'))\n"
+             "display(HTML(etab.T.to_html(header=False)))", {}),
+    ("markdown", "## Ciblage", {}),
+    ("code", "c = ciblage.compute_ciblage(tables, regles, annee, region)\n"
+             "display(HTML(c[c['finess_geo'] == finess].to_html(index=False)))", {}),
+    ("markdown", "## Suivi des engagements", {}),
+    ("code", "s = suivi.compute_suivi(tables, regles, annee, region)\n"
+             "display(HTML(s[s['finess_geo'] == finess].to_html(index=False)))", {}),
+]
+
+
+def _naive_notebook(path: Path, kernel: str) -> None:
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+    cells = []
+    for kind, src, meta in NAIVE_NOTEBOOK_CELLS:
+        cells.append(new_code_cell(src, metadata=meta) if kind == "code" else new_markdown_cell(src))
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": kernel, "language": "python"}
+    nbformat.write(nb, str(path))
+
+
+def bench_fiches(work: Path, reps: int, froid: dict | None) -> dict:
+    import nbformat
+    import papermill as pm
+    from nbconvert import HTMLExporter
+    from weasyprint import HTML
+
+    from . import fiches, fiches_data
+    from .pipeline import Params, Progress, prepare
+    from .regions import region_label
+
+    # tables nettoyées de la démonstration (même préparation que le rapport)
+    d = work / "fiches"
+    d.mkdir(parents=True, exist_ok=True)
+    params = Params(data_dir=PROJECT_DIR / "data" / "raw", out_dir=d / "reports", processed_dir=d / "processed",
+                    quiet=True)
+    prep = prepare(params, Progress(quiet=True))
+    tables = prep.result.tables
+    rules, annee = prep.rules, prep.annee
+    region = sorted(tables["etablissements"]["region"].dropna().unique().tolist())[0]
+    label = region_label(region)
+
+    build_runs, data = [], None
+    for _ in range(reps):
+        t0 = time.perf_counter()
+        data = fiches_data.build_fiches(tables, rules, annee, region)
+        build_runs.append(time.perf_counter() - t0)
+    build_per_sheet = _median(build_runs) / len(data)
+    step = max(1, len(data) // ECHANTILLON_FICHES)
+    sample = data[::step][:ECHANTILLON_FICHES]
+    n = len(sample)
+
+    # projet : rendu des 10 fiches dans un processus (gabarit, CSS et polices préparés une fois :
+    # la première exécution, qui les prépare, est mesurée à part)
+    t0 = time.perf_counter()
+    fiches.render_fiches(sample[:1], d / "projet_init", region_label=label, annee=annee, fictif=prep.fictif)
+    init_s = time.perf_counter() - t0
+    render_runs = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        fiches.render_fiches(sample, d / f"projet_{i}", region_label=label, annee=annee, fictif=prep.fictif)
+        render_runs.append((time.perf_counter() - t0) / n)
+        _say(f"fiches du projet {i + 1}/{reps} : {fmt_duree(render_runs[-1])} par fiche")
+    render_per_sheet = _median(render_runs)
+    projet = build_per_sheet + render_per_sheet
+
+    # méthode naïve : un notebook Papermill + nbconvert HTML + WeasyPrint par établissement
+    kernel = ensure_kernel()
+    nb_src = d / "fiche_naive.ipynb"
+    _naive_notebook(nb_src, kernel)
+    exporter = HTMLExporter(exclude_input=True)
+    naive_runs = []
+    for i in range(reps):
+        t0 = time.perf_counter()
+        for f in sample:
+            finess = str(f["finess_geo"])
+            out_nb = d / f"naif_{finess}.ipynb"
+            pm.execute_notebook(
+                str(nb_src), str(out_nb), kernel_name=kernel, progress_bar=False, cwd=str(d),
+                parameters={"finess": finess, "region": region, "annee": int(annee),
+                            "processed_dir": str(prep.processed.resolve()), "rules": str(rules["_chemin"])},
+            )
+            body, _ = exporter.from_notebook_node(nbformat.read(str(out_nb), as_version=4))
+            HTML(string=body, base_url=str(d)).write_pdf(str(d / f"naif_{finess}.pdf"))
+        naive_runs.append((time.perf_counter() - t0) / n)
+        _say(f"méthode naïve {i + 1}/{reps} : {fmt_duree(naive_runs[-1])} par fiche")
+    naive = _median(naive_runs)
+
+    res = {
+        "echantillon": n,
+        "region": region,
+        "naif_par_fiche_s": naive,
+        "naif_executions_s": naive_runs,
+        "projet_par_fiche_s": projet,
+        "projet_rendu_par_fiche_s": render_per_sheet,
+        "projet_donnees_par_fiche_s": build_per_sheet,
+        "projet_preparation_processus_s": init_s,
+        "ratio": naive / projet if projet else None,
+        "rapport_complet_par_fiche_s": None,
+        "ratio_rapport_complet": None,
+    }
+    if froid and froid.get("fiches"):
+        per = froid["parties_s"].get("fiches", 0.0) / froid["fiches"]
+        res["rapport_complet_par_fiche_s"] = per
+        res["ratio_rapport_complet"] = naive / per if per else None
+    return res
+
+
+# --------------------------------------------------------------------------- 5. national
+
+
+def bench_national(work: Path) -> dict:
+    from .demo import generate_demo
+
+    raw = work / "national" / "raw"
+    counts = generate_demo(raw, seed=2024, national=True, first_year=2015, last_year=2024)
+    out = work / "national" / "reports"
+    _say("national : rapports de toutes les régions (plusieurs minutes)…")
+    r = _run(_report_cmd(raw, out, work / "national" / "processed", "--region", "toutes", "--force", "--quiet"),
+             monitor=True)
+    man = _manifests(out)
+    keys = list(dict.fromkeys(k for m in man for k in m.get("durees_s", {})))
+    res = {
+        "duree_s": r["duree_s"],
+        "pic_memoire_octets": r["pic_rss"],
+        "pic_pss_octets": r["pic_pss"] or None,
+        "methode_memoire": "somme des RSS de tous les processus de l'arbre (psutil, toutes les 0,2 s) ; "
+                           "les pages partagées après fork sont comptées plusieurs fois : c'est un majorant. "
+                           "PSS : pages partagées réparties entre processus.",
+        "regions": len(man),
+        "etablissements": counts.get("etablissements.csv"),
+        "fiches": sum(int(m.get("fiches") or 0) for m in man),
+        "parties_s": {k: round(sum(m.get("durees_s", {}).get(k, 0.0) for m in man), 2) for k in keys},
+    }
+    _say(f"national : {fmt_duree(res['duree_s'])}, pic {fmt_octets(res['pic_memoire_octets'])}")
+    return res
+
+
+# --------------------------------------------------------------------------- entrée
+
+
+def run_bench(out: Path, quick: bool = False) -> dict:
+    """Lance toutes les mesures, affiche le tableau et écrit ``<out>/bench.json``."""
+    out = Path(out)
+    reps = {"plancher": 2, "rapport_froid": 1, "relance": 3, "fiches": 1} if quick else \
+           {"plancher": 5, "rapport_froid": 3, "relance": 5, "fiches": 3}
+    result: dict = {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "rapide": bool(quick),
+        "machine": machine_info(),
+        "repetitions": {**reps, "national": 1},
+        "mesures": {},
+    }
+    m = result["mesures"]
+    with tempfile.TemporaryDirectory(prefix="cpom-bench-") as tmp:
+        work = Path(tmp)
+        _say(f"travail dans {work} ; répétitions {reps}")
+        m["plancher"] = bench_plancher(work, reps["plancher"])
+        froid, relance = bench_rapport(work, reps["rapport_froid"], reps["relance"])
+        froid.pop("_dossier", None)
+        m["rapport_froid"], m["relance"] = froid, relance
+        m["fiches"] = bench_fiches(work, reps["fiches"], froid)
+        m["national"] = bench_national(work)
+    result["cibles"] = evaluate(m)
+    text = format_report(result)
+    print(text, flush=True)
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / "bench.json"
+    target.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    print(f"\nMesures écrites dans {target}", flush=True)
+    return result
