@@ -47,6 +47,16 @@ CIBLES = {
 }
 ECHANTILLON_FICHES = 10
 SAMPLE_PERIOD_S = 0.2
+#: libellés des parties (``durees_s`` du manifeste)
+PARTIES = {
+    "lecture": "lecture et validation des entrées",
+    "fiches_donnees": "contenu des fiches (build_fiches)",
+    "notebooks": "5 notebooks (un noyau)",
+    "pdf": "rapport HTML + PDF",
+    "xlsx": "classeur XLSX",
+    "fiches": "fiches PDF (de leur préparation à la dernière)",
+    "fiches_attente": "fiches PDF restant à attendre après le rapport",
+}
 
 
 # --------------------------------------------------------------------------- mise en forme
@@ -160,7 +170,7 @@ def format_report(result: dict) -> str:
         detail.append([f"Rapport région de démonstration à froid ({f.get('fiches', '?')} fiches, --jobs 2)",
                        fmt_duree(f["median_s"]), runs(f)])
         for k, v in (f.get("parties_s") or {}).items():
-            detail.append([f"  {k}", fmt_duree(v), ""])
+            detail.append([f"  {PARTIES.get(k, k)}", fmt_duree(v), ""])
     r = m.get("relance")
     if r:
         detail.append(["Relance sans changement" + ("" if r.get("rien_refait", True) else " (A REFAIT LE TRAVAIL)"),
@@ -189,10 +199,11 @@ def format_report(result: dict) -> str:
             detail.append(["  pic mémoire PSS (pages partagées comptées une fois, pour information)",
                            fmt_octets(nat["pic_pss_octets"]), ""])
         for k, v in (nat.get("parties_s") or {}).items():
-            detail.append([f"  {k} (cumul sur les régions)", fmt_duree(v), ""])
+            suffix = " (une fois pour toutes les régions)" if k == "lecture" else " (cumul des régions)"
+            detail.append([f"  {PARTIES.get(k, k)}{suffix}", fmt_duree(v), ""])
     parts.append(_table(detail))
     parts.append("")
-    cibles = [["Cible", "Mesuré", "Cible", "Atteinte", "Écart"]]
+    cibles = [["Mesure", "Mesuré", "Cible", "Atteinte", "Écart"]]
     for row in result.get("cibles", []):
         ok = {True: "oui", False: "NON", None: "—"}[row["atteinte"]]
         cibles.append([row["mesure"], row["valeur_txt"], row["cible_txt"], ok, row["texte"]])
@@ -412,6 +423,13 @@ NAIVE_NOTEBOOK_CELLS = [
     ("markdown", "## Suivi des engagements", {}),
     ("code", "s = suivi.compute_suivi(tables, regles, annee, region)\n"
              "display(HTML(s[s['finess_geo'] == finess].to_html(index=False)))", {}),
+    ("markdown", "## Historique des indicateurs (trois années précédentes)", {}),
+    ("code", "veille = {k: v for k, v in tables.items() if k != 'engagements'}\n"
+             "h = pd.concat([suivi.compute_suivi(veille, regles, y, region).assign(annee=y)\n"
+             "               for y in range(annee - 3, annee)])\n"
+             "h = h[h['finess_geo'] == finess]\n"
+             "display(HTML(h.pivot_table(index='indicateur', columns='annee', values='valeur',\n"
+             "                           aggfunc='first').to_html()))", {}),
 ]
 
 
@@ -538,7 +556,9 @@ def bench_national(work: Path) -> dict:
         "regions": len(man),
         "etablissements": counts.get("etablissements.csv"),
         "fiches": sum(int(m.get("fiches") or 0) for m in man),
-        "parties_s": {k: round(sum(m.get("durees_s", {}).get(k, 0.0) for m in man), 2) for k in keys},
+        # la lecture, commune, figure dans chaque manifeste : comptée une fois
+        "parties_s": {k: round((max if k == "lecture" else sum)(m.get("durees_s", {}).get(k, 0.0) for m in man), 2)
+                      for k in keys},
     }
     _say(f"national : {fmt_duree(res['duree_s'])}, pic {fmt_octets(res['pic_memoire_octets'])}")
     return res
