@@ -291,3 +291,13 @@ def test_notebook_runs_alone_on_raw_folder(tmp_path):
     )
     c = pd.read_csv(out / "ciblage.csv", sep=";", encoding="utf-8-sig", dtype=str)
     assert len(c) == 5
+
+
+def test_relative_paths_as_make_passes_them(tmp_path, monkeypatch):
+    """`make report` passes relative folders (data/raw, reports): every notebook must still find them."""
+    write_fixture(tmp_path / "raw")
+    monkeypatch.chdir(tmp_path)
+    [final] = build_report(Params(data_dir=Path("raw"), out_dir=Path("out"), region="28",
+                                  processed_dir=Path("processed"), quiet=True, fiches=False))
+    assert (tmp_path / "out" / "2024" / "28" / "rapport_annuel.pdf").is_file()
+    assert final == Path("out") / "2024" / "28"

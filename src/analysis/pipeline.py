@@ -335,6 +335,7 @@ def run_notebook(name: str, out_path: Path, parameters: dict, cwd: Path,
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    cwd = Path(cwd).resolve()  # the shared kernel changes directory: never pass it a relative path
     extra: dict = {}
     if kernel is not None:
         kernel.reset(cwd)
