@@ -121,6 +121,29 @@ def _dedupe_headers(headers: list[str], path: Path) -> list[str]:
     return out
 
 
+def _collect_rows(records, ncol: int, too_many):
+    """Rows of ``ncol`` cells from ``(line, cells)`` records: blank rows counted, short rows padded,
+    rows with values beyond the header listed as malformed (line, French reason)."""
+    rows: list[list[str]] = []
+    lines: list[int] = []
+    empty = 0
+    malformed: list[tuple[int, str]] = []
+    for line, cells in records:
+        if not cells or all(not str(c).strip() for c in cells):
+            empty += 1
+            continue
+        if len(cells) > ncol:
+            if any(str(c).strip() for c in cells[ncol:]):
+                malformed.append((line, too_many(len(cells))))
+                continue
+            cells = cells[:ncol]
+        elif len(cells) < ncol:
+            cells = cells + [""] * (ncol - len(cells))
+        rows.append(cells)
+        lines.append(line)
+    return rows, lines, empty, malformed
+
+
 def read_csv_text(path: Path) -> RawTable:
     raw = path.read_bytes()
     if not raw.strip():
@@ -136,28 +159,12 @@ def read_csv_text(path: Path) -> RawTable:
     original = [h.replace("\ufeff", "").strip() for h in header]
     norm = _dedupe_headers([normalize_name(h) for h in original], path)
     ncol = len(norm)
-    rows: list[list[str]] = []
-    lines: list[int] = []
-    empty = 0
-    malformed: list[tuple[int, str]] = []
     try:
-        for rec in reader:
-            line = reader.line_num
-            if not rec or all(not c.strip() for c in rec):
-                empty += 1
-                continue
-            if len(rec) > ncol:
-                extra = rec[ncol:]
-                if any(c.strip() for c in extra):
-                    malformed.append(
-                        (line, f"{len(rec)} champs pour {ncol} colonnes d'en-tête (séparateur « {sep} »)")
-                    )
-                    continue
-                rec = rec[:ncol]
-            elif len(rec) < ncol:
-                rec = rec + [""] * (ncol - len(rec))
-            rows.append(rec)
-            lines.append(line)
+        rows, lines, empty, malformed = _collect_rows(
+            ((reader.line_num, rec) for rec in reader),
+            ncol,
+            lambda n: f"{n} champs pour {ncol} colonnes d'en-tête (séparateur « {sep} »)",
+        )
     except csv.Error as exc:
         raise InputError(
             f"Le fichier « {path.name} » est illisible à la ligne {reader.line_num} : {exc}."
@@ -233,24 +240,11 @@ def read_xlsx(path: Path, sheet: str | None = None) -> RawTable:
             original.pop()
         norm = _dedupe_headers([normalize_name(h) for h in original], path)
         ncol = len(norm)
-        rows: list[list[str]] = []
-        lines: list[int] = []
-        empty = 0
-        malformed: list[tuple[int, str]] = []
-        for i, row in enumerate(it, start=header_line + 1):
-            cells = [_cell_to_str(c) for c in row]
-            if not any(cells):
-                empty += 1
-                continue
-            if len(cells) > ncol:
-                if any(cells[ncol:]):
-                    malformed.append((i, f"valeurs hors des {ncol} colonnes d'en-tête"))
-                    continue
-                cells = cells[:ncol]
-            elif len(cells) < ncol:
-                cells = cells + [""] * (ncol - len(cells))
-            rows.append(cells)
-            lines.append(i)
+        rows, lines, empty, malformed = _collect_rows(
+            ((i, [_cell_to_str(c) for c in row]) for i, row in enumerate(it, start=header_line + 1)),
+            ncol,
+            lambda n: f"valeurs hors des {ncol} colonnes d'en-tête",
+        )
         title = ws.title
     finally:
         wb.close()
