@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.schema import SOURCES
+from analysis.rules.schema import SOURCES
 
 
 def table(name: str, rows: list[dict]) -> pd.DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from analysis import bench
+from tools import bench
 
 GIB = 1024 ** 3
 

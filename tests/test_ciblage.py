@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import ciblage
+from analysis.indicators import ciblage
 from tables import table
 
 

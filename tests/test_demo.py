@@ -1,4 +1,4 @@
-"""Tests du générateur de données de démonstration fictives (analysis.demo)."""
+"""Tests du générateur de données de démonstration fictives (tools.demo)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.demo import MARKER_FILE, _luhn_key, generate_demo
+from tools.demo import MARKER_FILE, _luhn_key, generate_demo
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 CSV_FILES = ["etablissements.csv", "activite.csv", "certification.csv", "qls.csv", "esin.csv", "formation.csv",

@@ -1,4 +1,4 @@
-"""Classeur Excel (analysis.excel) et CSV de sortie (analysis.outputs)."""
+"""Classeur Excel (analysis.publishing.excel) et CSV de sortie (analysis.publishing.outputs)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 from openpyxl import load_workbook
 
-from analysis.excel import write_cpom_xlsx
-from analysis.outputs import write_csv
+from analysis.publishing.excel import write_cpom_xlsx
+from analysis.publishing.outputs import write_csv
 
 DANGEROUS = ["=1+1", "+33 6 00 00 00 00", "-2", "@SOMME(A1)", "=HYPERLINK(\"http://x\")",
              "010000016"]

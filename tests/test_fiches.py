@@ -1,10 +1,10 @@
-"""Fiches établissement PDF (analysis.fiches)."""
+"""Fiches établissement PDF (analysis.publishing.fiches)."""
 
 from __future__ import annotations
 
 import pytest
 
-from analysis.fiches import normalize_fiche, render_fiche_html, render_fiches
+from analysis.publishing.fiches import normalize_fiche, render_fiche_html, render_fiches
 
 
 def _fiche(finess: str, nom: str, motif: str | None = None, **extra) -> dict:

@@ -1,4 +1,4 @@
-"""Mise en forme à la française (analysis.fmt) et graduations des figures."""
+"""Mise en forme à la française (analysis.publishing.fmt) et graduations des figures."""
 
 import datetime as dt
 
@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis.fmt import (
+from analysis.publishing.fmt import (
     MISSING,
     NBSP,
     display_table,  # noqa: F401  (import public)
@@ -87,7 +87,7 @@ def test_french_table_empty_and_bad_format():
 
 
 def test_french_axis_formatter():
-    from analysis.figures import FrenchFormatter
+    from analysis.publishing.figures import FrenchFormatter
 
     f = FrenchFormatter(suffix="\u00a0%")
     f.set_locs([0.0, 0.25, 0.5])

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.cleaning import clean_folder
-from analysis.readers import read_any
-from analysis.regions import REGIONS
-from analysis.rules import load_rules
+from analysis.reading.cleaning import clean_folder
+from analysis.reading.readers import read_any
+from analysis.reading.regions import REGIONS
+from analysis.rules.loader import load_rules
 
 RULES = load_rules()
 # e-Satis writes some region names its own way
@@ -115,7 +115,7 @@ def _independent_levels(real_data: Path, sites: set[str], annee: int) -> pd.Seri
 
 
 def test_targeted_management_qualite_equals_non_certified_sites(real_data, cleaned):
-    from analysis.ciblage import compute_ciblage
+    from analysis.indicators.ciblage import compute_ciblage
 
     ref, res = cleaned
     sites = set(ref.loc[ref["region"] == REGION, "finess_geo"])
@@ -128,7 +128,7 @@ def test_targeted_management_qualite_equals_non_certified_sites(real_data, clean
 
 
 def test_certification_follow_up_counts_are_consistent(real_data, cleaned):
-    from analysis.suivi import compute_suivi
+    from analysis.indicators.suivi import compute_suivi
 
     ref, res = cleaned
     sites = set(ref.loc[ref["region"] == REGION, "finess_geo"])

@@ -14,9 +14,9 @@ import pytest
 from openpyxl import load_workbook
 from pypdf import PdfReader
 
-from analysis import pipeline
-from analysis.pipeline import NOTEBOOKS, NOTEBOOKS_DIR, Params, build_report
-from analysis.readers import InputError
+from analysis.orchestration import pipeline
+from analysis.orchestration.pipeline import NOTEBOOKS, NOTEBOOKS_DIR, Params, build_report
+from analysis.reading.readers import InputError
 
 EVIL_NAME = "<script>alert(1)</script> Clinique & Cie"
 FORMULA_NAME = "=HYPERLINK(\"http://x\")"
@@ -236,7 +236,7 @@ def test_failed_run_leaves_previous_outputs_untouched(built, monkeypatch):
     with pytest.raises(InputError, match="responsable_connecte"):
         build_report(params(tmp, bad, out))
     # 2. failure in the middle of rendering (after notebooks ran in the temporary folder)
-    from analysis import render
+    from analysis.publishing import render
 
     def boom(*a, **k):
         raise RuntimeError("panne simulée du rendu PDF")

@@ -7,9 +7,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from analysis.cleaning import clean_folder, source_from_filename
-from analysis.readers import InputError, normalize_name, read_any
-from analysis.rules import load_rules
+from analysis.reading.cleaning import clean_folder, source_from_filename
+from analysis.reading.readers import InputError, normalize_name, read_any
+from analysis.rules.loader import load_rules
 
 RULES = load_rules()
 

@@ -1,4 +1,4 @@
-"""Notebook exécuté (Papermill) → HTML imprimable → PDF (analysis.render, analysis.figures)."""
+"""Notebook exécuté (Papermill) → HTML imprimable → PDF (analysis.publishing.render, analysis.publishing.figures)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
-from analysis.render import build_toc, css_string, html_to_pdf, notebook_to_html
+from analysis.publishing.render import build_toc, css_string, html_to_pdf, notebook_to_html
 
 DANGEROUS = "<script>alert(1)</script> & Cie"
 
@@ -28,7 +28,7 @@ def _notebook():
         new_code_cell(
             "import warnings\n"
             "import pandas as pd\n"
-            "from analysis import figures as F\n"
+            "from analysis.publishing import figures as F\n"
             "F.setup_matplotlib()\n"
             "warnings.warn('AVERTISSEMENT_INTERNE')"
         ),
@@ -147,7 +147,7 @@ def test_css_string_escapes():
 def test_svg_is_deterministic():
     import pandas as pd
 
-    from analysis import figures as F
+    from analysis.publishing import figures as F
 
     df = pd.DataFrame({"annee": [2022, 2023, 2024] * 2, "v": [1, 2, 3, 2, 3, 4],
                        "g": ["a"] * 3 + ["b"] * 3})

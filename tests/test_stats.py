@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from analysis import stats
+from analysis.indicators import stats
 
 
 # --- Intervalle de Wilson -------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import suivi
+from analysis.indicators import suivi
 from tables import table
 
 

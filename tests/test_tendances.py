@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import pytest
 
-from analysis import tendances
+from analysis.indicators import tendances
 from tables import table
 
 

@@ -34,7 +34,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from .pipeline import PROJECT_DIR, ensure_kernel
+from analysis.orchestration.pipeline import PROJECT_DIR, ensure_kernel
 
 GIB = 1024 ** 3
 #: cibles de l'issue 6 (sur une machine à 2 cœurs)
@@ -407,9 +407,9 @@ NAIVE_NOTEBOOK_CELLS = [
      "from pathlib import Path\n"
      "import pandas as pd\n"
      "from IPython.display import HTML, display\n"
-     "from analysis.cleaning import read_processed\n"
-     "from analysis.rules import load_rules\n"
-     "from analysis import ciblage, suivi\n"
+     "from analysis.reading.cleaning import read_processed\n"
+     "from analysis.rules.loader import load_rules\n"
+     "from analysis.indicators import ciblage, suivi\n"
      "tables = read_processed(Path(processed_dir))\n"
      "regles = load_rules(rules or None)\n"
      "etab = tables['etablissements']\n"
@@ -451,9 +451,11 @@ def bench_fiches(work: Path, reps: int, froid: dict | None) -> dict:
     from nbconvert import HTMLExporter
     from weasyprint import HTML
 
-    from . import fiches, fiches_data
-    from .pipeline import Params, Progress, prepare
-    from .regions import region_label
+    from analysis.publishing import fiches
+
+    from analysis.publishing import fiches_data
+    from analysis.orchestration.pipeline import Params, Progress, prepare
+    from analysis.reading.regions import region_label
 
     # tables nettoyées de la démonstration (même préparation que le rapport)
     d = work / "fiches"
@@ -536,7 +538,7 @@ def bench_fiches(work: Path, reps: int, froid: dict | None) -> dict:
 
 
 def bench_national(work: Path) -> dict:
-    from .demo import generate_demo
+    from tools.demo import generate_demo
 
     raw = work / "national" / "raw"
     counts = generate_demo(raw, seed=2024, national=True, first_year=2015, last_year=2024)

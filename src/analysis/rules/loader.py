@@ -6,9 +6,9 @@ from pathlib import Path
 
 import yaml
 
-from .readers import InputError, sha256_file
+from ..reading.readers import InputError, sha256_file
 
-DEFAULT_RULES = Path(__file__).resolve().parents[2] / "config" / "regles_cpom.yml"
+DEFAULT_RULES = Path(__file__).resolve().parents[3] / "config" / "regles_cpom.yml"
 
 _REQUIRED_KEYS = ("version", "certification", "secteurs_qls", "ciblage", "engagements")
 

@@ -162,7 +162,7 @@ def _svg_base64(data: str | bytes) -> str:
 
 
 def _default_note(generated: _dt.datetime | None) -> str:
-    from . import __version__
+    from .. import __version__
 
     note = f"Document produit automatiquement par cpom-qualite {__version__}"
     if generated is not None:
@@ -214,7 +214,7 @@ def notebook_to_html(
 
     nb = nbformat.read(str(executed_ipynb), as_version=4)
     generated = source_date()
-    from . import __version__
+    from .. import __version__
 
     css = (TEMPLATES_DIR / REPORT_TEMPLATE / "print.css").read_text(encoding="utf-8")
     resources = {

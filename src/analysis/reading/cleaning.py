@@ -17,7 +17,7 @@ import pandas as pd
 from . import official
 from .parsing import parse_column
 from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, sha256_file
-from .schema import INPUT_SOURCES, SOURCES, Source
+from ..rules.schema import INPUT_SOURCES, SOURCES, Source
 
 log = logging.getLogger(__name__)
 

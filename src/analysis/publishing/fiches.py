@@ -458,7 +458,7 @@ class _Renderer:
         from weasyprint import CSS
         from weasyprint.text.fonts import FontConfiguration
 
-        from . import __version__
+        from .. import __version__
 
         self.env = jinja2.Environment(
             loader=jinja2.FileSystemLoader(str(TEMPLATES_DIR)),

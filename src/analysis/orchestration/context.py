@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from .cleaning import read_processed
-from .regions import region_label
-from .rules import load_rules
+from ..reading.cleaning import read_processed
+from ..reading.regions import region_label
+from ..rules.loader import load_rules
 
 
 @dataclass
@@ -53,7 +53,7 @@ def load_context(
     rules_dict = load_rules(rules or None)
     if not processed_dir:
         # Notebook run on its own (outside ``make report``): read the raw folder directly.
-        from .cleaning import clean_folder
+        from ..reading.cleaning import clean_folder
 
         res = clean_folder(data_dir, rules_dict)
         pdir = Path(data_dir)

@@ -22,9 +22,9 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .readers import InputError
+from ..reading.readers import InputError
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PROJECT_DIR = PACKAGE_DIR.parents[1]
 NOTEBOOKS_DIR = PROJECT_DIR / "notebooks"
 NOTEBOOKS = [
@@ -99,8 +99,8 @@ def code_fingerprint() -> str:
 
 
 def input_fingerprint(params: Params) -> dict:
-    from .cleaning import INPUT_SUFFIXES
-    from .readers import sha256_file
+    from ..reading.cleaning import INPUT_SUFFIXES
+    from ..reading.readers import sha256_file
 
     files = []
     if params.data_dir.is_dir():
@@ -417,7 +417,7 @@ def _git_commit() -> str | None:
 
 
 def clean_inputs(params: Params, rules: dict, progress: Progress):
-    from .cleaning import clean_folder
+    from ..reading.cleaning import clean_folder
 
     with progress.timed("lecture"):
         result = clean_folder(params.data_dir, rules)
@@ -439,8 +439,8 @@ class Prepared:
 
 def prepare(params: Params, progress: Progress) -> Prepared:
     """Read and validate the inputs once; write the cleaned tables (shared by every region)."""
-    from .cleaning import write_processed
-    from .rules import load_rules
+    from ..reading.cleaning import write_processed
+    from ..rules.loader import load_rules
 
     rules = load_rules(params.rules)
     progress.say(f"Lecture des données de « {params.data_dir} »…")
@@ -482,7 +482,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     """
     import contextlib
 
-    from . import outputs
+    from ..publishing import outputs
 
     # this region's timings (the shared reading counted once in each manifest)
     outer, progress = progress, Progress(quiet=progress.quiet, t0=progress.t0,
@@ -495,7 +495,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     try:
         with contextlib.ExitStack() as stack:
             if pool is None and params.fiches and params.jobs > 1:
-                from .fiches import fiche_pool
+                from ..publishing.fiches import fiche_pool
 
                 pool = stack.enter_context(fiche_pool(params.jobs, background=True))
             if kernel is None:
@@ -575,7 +575,7 @@ def build_report(params: Params) -> list[Path]:
         pool = kernel = None
         if not parallel_regions:
             if params.fiches and params.jobs > 1:
-                from .fiches import fiche_pool
+                from ..publishing.fiches import fiche_pool
 
                 pool = stack.enter_context(fiche_pool(params.jobs, background=True))
             kernel = stack.enter_context(NotebookKernel())
@@ -624,8 +624,10 @@ def _write_json(path: Path, obj) -> None:
 def _render_all(tmp, rules, annee, region, fictif, progress) -> None:
     import pandas as pd
 
-    from . import excel, render
-    from .regions import region_label
+    from ..publishing import excel
+
+    from ..publishing import render
+    from ..reading.regions import region_label
 
     label = region_label(region)
     progress.say("Rendu HTML et PDF du rapport…")
@@ -661,8 +663,9 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
 
     Avec ``pool`` les PDF sont produits en arrière-plan (pendant les notebooks) ; sans pool, ils le
     sont à l'appel de la fonction renvoyée, dans ce processus."""
-    from . import fiches, fiches_data
-    from .regions import region_label
+    from ..publishing import fiches
+    from ..publishing import fiches_data
+    from ..reading.regions import region_label
 
     label = region_label(region)
     t0 = time.perf_counter()
@@ -693,8 +696,8 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
 def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, progress) -> None:
     from dataclasses import asdict
 
-    from . import __version__
-    from .readers import sha256_file
+    from .. import __version__
+    from ..reading.readers import sha256_file
 
     outputs_list = []
     for p in sorted(tmp.rglob("*")):

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from . import ciblage as cib
-from . import suivi as sv
+from ..indicators import ciblage as cib
+from ..indicators import suivi as sv
 
 PCT_INDICATORS_PREFIX = ("score_qls", "taux_formes", "conformite_plan_epidemies")
 HISTORY_YEARS = 3

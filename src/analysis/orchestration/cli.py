@@ -7,7 +7,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from .readers import InputError
+from ..reading.readers import InputError
 
 
 def _year(text: str) -> int | None:
@@ -68,13 +68,13 @@ def main(argv: list[str] | None = None) -> int:
             )
             build_report(params)
         elif args.command == "demo":
-            from .demo import generate_demo
+            from tools.demo import generate_demo
 
             counts = generate_demo(Path(args.out), seed=args.seed, national=args.national)
             for name, n in counts.items():
                 print(f"{name}: {n} lignes")
         elif args.command == "bench":
-            from .bench import run_bench
+            from tools.bench import run_bench
 
             run_bench(Path(args.out), quick=args.quick)
         return 0

@@ -11,9 +11,11 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from . import ciblage as cib
-from . import figures, suivi as sv, tendances as td
-from .context import Context
+from ..indicators import ciblage as cib
+from . import figures
+from ..indicators import suivi as sv
+from ..indicators import tendances as td
+from ..orchestration.context import Context
 from .fmt import MISSING, fmt_date, fmt_dec, fmt_num, fmt_pct, french_table
 
 RISQUE_LABELS = {
