@@ -16,9 +16,8 @@ def real_data() -> Path:
 
 
 @pytest.fixture(scope="module")
-def rules() -> dict:
-    """Le fichier de règles du projet, tel qu'il est livré."""
-    import yaml
+def rules():
+    """Le fichier de règles du projet, tel qu'il est livré (validé)."""
+    from analysis.rules.model import load_rules
 
-    with open(PROJECT / "config" / "regles_cpom.yml", encoding="utf-8") as fh:
-        return yaml.safe_load(fh)
+    return load_rules(PROJECT / "config" / "regles_cpom.yml")

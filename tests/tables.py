@@ -4,11 +4,24 @@ from __future__ import annotations
 
 import pandas as pd
 
-from analysis.rules.schema import SOURCES
+from pathlib import Path
+
+import yaml
+
+from analysis.rules.model import DEFAULT_RULES, load_rules, parse_rules
+
+SOURCES = load_rules().source_specs
+
+
+def rules_with(change) -> "Rules":  # noqa: F821
+    """Règles par défaut modifiées par ``change(dict)`` (le YAML relu, modifié, revalidé)."""
+    raw = yaml.safe_load(Path(DEFAULT_RULES).read_text(encoding="utf-8"))
+    change(raw)
+    return parse_rules(yaml.safe_dump(raw, allow_unicode=True, sort_keys=False), "regles_test.yml")
 
 
 def table(name: str, rows: list[dict]) -> pd.DataFrame:
-    """Table nettoyée au format du lecteur (colonnes et types de ``schema.SOURCES``)."""
+    """Table nettoyée au format du lecteur (colonnes et types des sources déclarées)."""
     src = SOURCES[name]
     df = pd.DataFrame([{c: r.get(c) for c in src.column_names} for r in rows], columns=src.column_names)
     for col in src.columns:

@@ -11,10 +11,9 @@ import math
 
 import pandas as pd
 import pytest
-import yaml
-
 from analysis.indicators import ciblage
-from tables import table
+from analysis.indicators.engine import observe
+from tables import rules_with, table
 
 
 
@@ -85,7 +84,9 @@ def data():
 
 
 def rows(df, risque):
-    return df.loc[df["risque"] == risque].set_index("finess_geo")
+    """Lignes d'un risque, motifs aux espaces insécables rendues ordinaires (comparaisons lisibles)."""
+    out = df.loc[df["risque"] == risque].set_index("finess_geo")
+    return out.assign(motif=out["motif"].str.replace("\u00a0", " "))
 
 
 def test_colonnes_et_tri(data, rules):
@@ -97,21 +98,21 @@ def test_colonnes_et_tri(data, rules):
     assert out.loc[out["finess_geo"] == A, "raison_sociale"].iloc[0] == f"Établissement {A}"
 
 
-def test_taux_regional(data):
-    taux, n = ciblage.regional_rate(data, 2024, "28")
+def test_taux_regional(data, rules):
+    taux, n = ciblage.regional_rate(data, rules, 2024, "28")
     assert taux == pytest.approx(200 / 200_000)
     assert n == 5  # D et E n'ont pas d'activité ; X est d'une autre région
 
 
-def test_autre_region_ne_change_pas_le_taux(data):
+def test_autre_region_ne_change_pas_le_taux(data, rules):
     sans_x = dict(data)
     sans_x["esin"] = data["esin"].loc[data["esin"]["finess_geo"] != X]
     sans_x["activite"] = data["activite"].loc[data["activite"]["finess_geo"] != X]
-    assert ciblage.regional_rate(sans_x, 2024, "28") == ciblage.regional_rate(data, 2024, "28")
+    assert ciblage.regional_rate(sans_x, rules, 2024, "28") == ciblage.regional_rate(data, rules, 2024, "28")
 
 
-def test_region_en_entier_ou_texte(data):
-    assert ciblage.regional_rate(data, 2024, 28) == ciblage.regional_rate(data, 2024, "28")
+def test_region_en_entier_ou_texte(data, rules):
+    assert ciblage.regional_rate(data, rules, 2024, 28) == ciblage.regional_rate(data, rules, 2024, "28")
 
 
 def test_autre_region_jamais_ciblee(data, rules):
@@ -138,7 +139,7 @@ def test_infectieux(data, rules):
     # B : non déclarant ; attendu 1,5, P(X <= 0) = e^-1,5 = 0,22 : pas faiblement déclarant
     assert inf.loc[B, "motif"] == "non déclarant : 0 signalement e-SIN en 2024 pour 1 500 séjours"
     # D : sans activité, seule la règle « non déclarant » s'applique
-    assert inf.loc[D, "motif"] == "non déclarant : 0 signalement e-SIN en 2024 (activité non renseignée)"
+    assert inf.loc[D, "motif"] == "non déclarant : 0 signalement e-SIN en 2024 (séjours non renseignés)"
     assert inf.loc[A, "valeur"] == "3" and inf.loc[B, "valeur"] == "0"
 
 
@@ -166,7 +167,7 @@ def test_infectieux_sans_activite(data, rules):
     d = {k: v for k, v in data.items() if k != "activite"}
     inf = rows(ciblage.compute_ciblage(d, rules, 2024, "28"), "infectieux")
     assert set(inf.index) == {B, D}
-    assert ciblage.regional_rate(d, 2024, "28")[1] == 0
+    assert ciblage.regional_rate(d, rules, 2024, "28")[1] == 0
 
 
 def test_sans_esin_aucun_cible_infectieux(data, rules):
@@ -177,8 +178,7 @@ def test_sans_esin_aucun_cible_infectieux(data, rules):
 
 
 def test_seuil_du_fichier_de_regles(data, rules):
-    r = yaml.safe_load(yaml.safe_dump(rules))
-    r["ciblage"]["infectieux"]["seuil_p_poisson"] = 0.03  # G (p = 0,0296) devient ciblé
+    r = rules_with(lambda d: d["ciblage"]["infectieux"].update(seuil_p=0.03))  # G (p = 0,0296) devient ciblé
     inf = rows(ciblage.compute_ciblage(data, r, 2024, "28"), "infectieux")
     assert G in inf.index
 
@@ -186,9 +186,9 @@ def test_seuil_du_fichier_de_regles(data, rules):
 def test_management_qualite_bornes_de_date(data, rules):
     mq24 = rows(ciblage.compute_ciblage(data, rules, 2024, "28"), "management_qualite")
     assert set(mq24.index) == {A, I, J}
-    assert mq24.loc[I, "motif"] == "niveau de certification E (décision du 31/12/2024)"
-    assert mq24.loc[A, "motif"] == "niveau de certification E (décision du 12/03/2023)"
-    assert mq24.loc[J, "motif"] == "niveau de certification E (décision du 01/06/2020)"
+    assert mq24.loc[I, "motif"] == "Niveau de certification en vigueur : E (décision du 31/12/2024)"
+    assert mq24.loc[A, "motif"] == "Niveau de certification en vigueur : E (décision du 12/03/2023)"
+    assert mq24.loc[J, "motif"] == "Niveau de certification en vigueur : E (décision du 01/06/2020)"
     assert mq24.loc[A, "valeur"] == "E"
     mq23 = rows(ciblage.compute_ciblage(data, rules, 2023, "28"), "management_qualite")
     assert set(mq23.index) == {A, J}  # I était B en 2023
@@ -197,7 +197,7 @@ def test_management_qualite_bornes_de_date(data, rules):
 
 
 def test_certification_en_vigueur(data, rules):
-    cert = ciblage.certification_in_force(data, rules, 2024, [I, J, L])
+    cert = observe(data, rules, "niveau_certification", 2024, [I, J, L])
     got = dict(zip(cert["finess_geo"], cert["niveau"]))
     assert got == {I: "E", J: "E", L: "A"}
 
@@ -205,12 +205,12 @@ def test_certification_en_vigueur(data, rules):
 def test_rupture_parcours(data, rules):
     rp = rows(ciblage.compute_ciblage(data, rules, 2024, "28"), "rupture_parcours")
     assert set(rp.index) == {A, N, Q}  # M = 20 non ciblé ; O dernière campagne 60 ; P hdj ; K hors fenêtre
-    assert rp.loc[A, "motif"] == "score QLS SSR 2024 : 18,0 % < 20 %"
-    assert rp.loc[N, "motif"] == "score QLS MCO 2023 : 19,9 % < 20 %"
+    assert rp.loc[A, "motif"] == "Score QLS SSR 2024 : 18,0 % < 20 %"
+    assert rp.loc[N, "motif"] == "Score QLS MCO 2023 : 19,9 % < 20 %"
     assert rp.loc[N, "valeur"] == "19.9"
     assert rp.loc[A, "valeur"] == "18"
     # plusieurs secteurs : une ligne, chaque secteur cité, valeur = plus bas score
-    assert rp.loc[Q, "motif"] == "score QLS MCO 2024 : 15,0 % < 20 %; score QLS SSR 2023 : 12,5 % < 20 %"
+    assert rp.loc[Q, "motif"] == "Score QLS MCO 2024 : 15,0 % < 20 %; Score QLS SSR 2023 : 12,5 % < 20 %"
     assert rp.loc[Q, "valeur"] == "12.5"
 
 
@@ -219,7 +219,7 @@ def test_rupture_parcours_annee_precedente(data, rules):
     # les campagnes 2024 (A, Q MCO, O 60 %) ne comptent pas encore.
     rp = rows(ciblage.compute_ciblage(data, rules, 2023, "28"), "rupture_parcours")
     assert set(rp.index) == {K, N, O, Q}
-    assert rp.loc[Q, "motif"] == "score QLS SSR 2023 : 12,5 % < 20 %"
+    assert rp.loc[Q, "motif"] == "Score QLS SSR 2023 : 12,5 % < 20 %"
 
 
 def test_sources_optionnelles_absentes(data, rules):
@@ -227,7 +227,7 @@ def test_sources_optionnelles_absentes(data, rules):
     out = ciblage.compute_ciblage(d, rules, 2024, "28")
     assert out.empty
     assert list(out.columns) == ciblage.CIBLAGE_COLUMNS
-    taux, n = ciblage.regional_rate(d, 2024, "28")
+    taux, n = ciblage.regional_rate(d, rules, 2024, "28")
     assert math.isnan(taux) and n == 0
 
 

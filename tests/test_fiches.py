@@ -14,7 +14,7 @@ def _fiche(finess: str, nom: str, motif: str | None = None, **extra) -> dict:
         "raison_sociale": nom,
         "departement": "35",
         "categorie": "Centre hospitalier",
-        "statut": "public",
+        "statut": "Public",
         "lits": 1200,
         "activites": ["MCO", "SSR"],
         "ciblage": [{"risque": "infectieux", "motif": motif}] if motif else [],
@@ -42,7 +42,8 @@ def _fiche(finess: str, nom: str, motif: str | None = None, **extra) -> dict:
         ],
         "plans_actions": [
             {"engagement": "lettre_liaison", "action": "Audit des lettres de liaison",
-             "pilote": "Direction qualité", "echeance": "2025-06-30", "statut": "en_cours"},
+             "pilote": "Direction qualité", "echeance": "2025-06-30", "statut": "en_cours",
+             "statut_libelle": "En cours"},
         ],
     }
     f.update(extra)

@@ -9,7 +9,6 @@ import pytest
 from analysis.publishing.fmt import (
     MISSING,
     NBSP,
-    display_table,  # noqa: F401  (import public)
     fmt_date,
     fmt_dec,
     fmt_num,

@@ -176,7 +176,7 @@ def test_pdf_has_sections_page_numbers_and_a_known_motif(built):
     for section in ("Synthèse", "Ciblage des établissements", "Suivi des engagements", "Tendances",
                     "Qualité des données", "Méthode", "Sommaire"):
         assert section in text, section
-    assert "score QLS SSR 2024 : 19,9" in text
+    assert "Score QLS SSR 2024 : 19,9" in text
     assert f"1 / {len(reader.pages)}" in text
     assert len(reader.pages) >= 8
 

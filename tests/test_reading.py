@@ -256,12 +256,12 @@ def test_every_row_accounted_for(folder: Path):
 
 
 def test_source_recognised_by_name_variants():
-    assert source_from_filename(Path("Etablissements.xlsx")) == "etablissements"
-    assert source_from_filename(Path("qls_2024.csv")) == "qls"
-    assert source_from_filename(Path("plans_actions.csv")) == "plans_actions"
-    assert source_from_filename(Path("plan_epidemies.csv")) == "plan_epidemies"
-    assert source_from_filename(Path("export_activite.csv")) == "activite"
-    assert source_from_filename(Path("divers.csv")) is None
+    assert source_from_filename(Path("Etablissements.xlsx"), RULES.source_specs) == "etablissements"
+    assert source_from_filename(Path("qls_2024.csv"), RULES.source_specs) == "qls"
+    assert source_from_filename(Path("plans_actions.csv"), RULES.source_specs) == "plans_actions"
+    assert source_from_filename(Path("plan_epidemies.csv"), RULES.source_specs) == "plan_epidemies"
+    assert source_from_filename(Path("export_activite.csv"), RULES.source_specs) == "activite"
+    assert source_from_filename(Path("divers.csv"), RULES.source_specs) is None
 
 
 def test_unrecognised_file_is_reported_not_silently_dropped(folder: Path):

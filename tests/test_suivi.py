@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-import yaml
-
 from analysis.indicators import suivi
-from tables import table
+from tables import rules_with, table
 
 
 
@@ -125,7 +123,8 @@ def data():
 
 
 def by_key(df):
-    return df.set_index(["finess_geo", "indicateur"])
+    """Index (finess, indicateur) ; cibles aux espaces insécables rendues ordinaires."""
+    return df.assign(cible=df["cible"].str.replace("\u00a0", " ")).set_index(["finess_geo", "indicateur"])
 
 
 EXPECTED_2024 = {
@@ -201,7 +200,7 @@ def test_valeurs_et_cibles(data, rules):
     assert out.loc[(S1, "taux_formes_paramedical"), "valeur"] == "80"
     assert out.loc[(S1, "audits_precautions"), ["valeur", "cible"]].tolist() == ["1", "≥ 1"]
     assert out.loc[(S1, "conformite_plan_epidemies"), ["valeur", "cible"]].tolist() == ["100", "100 %"]
-    assert out.loc[(S4, "responsable_connecte"), ["valeur", "cible"]].tolist() == ["non", "connecté"]
+    assert out.loc[(S4, "responsable_connecte"), ["valeur", "cible"]].tolist() == ["non", "oui"]
     assert out.loc[(S4, "signalements"), ["valeur", "cible"]].tolist() == ["0", ""]
     assert out.loc[(S4, "niveau_certification"), "valeur"] == "E"
     assert out.loc[(S5, "score_qls_mco"), "cible"] == "≥ 70 %"
@@ -220,15 +219,14 @@ def test_colonnes_d_aide_qls(data, rules):
     assert row["ic_haut"] == pytest.approx(86.663, abs=1e-3)
     assert row["position_cible"] == "non différent"
     assert row["evolution"] == "amélioration"  # 71,1 > 59,6
-    assert row["secteur"] == "MCO" and row["annee_donnee"] == 2024
+    assert row["par_valeur"] == "MCO" and row["annee_donnee"] == 2024
     s3 = out.loc[(S3, "score_qls_ssr")]
     assert (s3["ic_bas"], s3["ic_haut"]) == (70.0, 88.0)  # intervalle fourni
     assert s3["annee_donnee"] == 2023
 
 
 def test_cible_du_fichier_de_regles(data, rules):
-    r = yaml.safe_load(yaml.safe_dump(rules))
-    r["engagements"]["lettre_liaison"]["indicateurs"]["score_qls"]["cible"] = 79.0
+    r = rules_with(lambda d: d["engagements"]["lettre_liaison"]["indicateurs"]["score_qls"].update(cible=79.0))
     out = by_key(suivi.compute_suivi(data, r, 2024, "28"))
     assert out.loc[(S3, "score_qls_ssr"), "statut"] == "atteint"
     assert out.loc[(S3, "score_qls_ssr"), "cible"] == "≥ 79 %"
@@ -300,3 +298,29 @@ def test_cibles_personnalisees(data, rules):
     row = out.loc[(S1, "score_qls_mco")]
     assert row["cible"] == "≥ 80 %" and row["statut"] == "atteint"
     assert "cible du CPOM illisible" in row["commentaire"]
+
+
+def test_cibles_personnalisees_jamais_devinees(data, rules):
+    """« 0,8 » pour un pourcentage est ambigu et « =2+3 » n'est pas un nombre : cible des règles, dit."""
+    d = _with_cibles(data, {(S1, "lettre_liaison"): "0,8", (S1, "prevention_ias"): "audits_precautions==2+3",
+                            (S5, "lettre_liaison"): "75 %"})
+    out = by_key(suivi.compute_suivi(d, rules, 2024, "28"))
+    row = out.loc[(S1, "score_qls_mco")]
+    assert row["cible"] == "≥ 80 %" and row["cible_source"] == "règles"
+    assert "valeur ambiguë pour un pourcentage" in row["commentaire"]
+    aud = out.loc[(S1, "audits_precautions")]
+    assert aud["cible"] == "≥ 1" and "cible du CPOM illisible" in aud["commentaire"]
+    assert out.loc[(S5, "score_qls_mco"), "cible"] == "≥ 75 %"
+
+
+def test_valeur_affichee_jamais_arrondie_de_l_autre_cote_de_la_cible(data, rules):
+    """79,96 face à 80 : « 79,96 % », jamais « 80,0 % » (non atteint)."""
+    d = dict(data)
+    q = data["qls"].copy()
+    m = (q["finess_geo"] == S1) & (q["annee"] == 2024) & (q["secteur"] == "MCO")
+    q.loc[m, "score"] = 79.96
+    d["qls"] = q
+    row = by_key(suivi.compute_suivi(d, rules, 2024, "28")).loc[(S1, "score_qls_mco")]
+    assert row["statut"] == "non_atteint"
+    assert row["valeur"] == "79.96"
+    assert row["valeur_texte"] == "79,96\u00a0%"

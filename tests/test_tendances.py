@@ -79,21 +79,21 @@ def test_colonnes_et_tri(tend):
 
 def test_taux_esin_regional(tend):
     # 2023 : 2 / 20 000 séjours = 1 pour 10 000 ; 2024 : 8 / 20 000 = 4 pour 10 000 (X exclu)
-    assert value(tend, "taux_signalement_esin", 2023) == pytest.approx(1.0)
-    assert value(tend, "taux_signalement_esin", 2024) == pytest.approx(4.0)
-    assert value(tend, "taux_signalement_esin", 2024, "evolution_annuelle") == pytest.approx(3.0)
-    assert value(tend, "taux_signalement_esin", 2024, "annee_reference") == 2023
-    assert value(tend, "taux_signalement_esin", 2024, "n_etablissements") == 2
-    assert value(tend, "taux_signalement_esin", 2024, "unite") == "pour 10 000 séjours"
-    assert value(tend, "signalements_esin", 2024) == 8
+    assert value(tend, "taux_regional_infectieux", 2023) == pytest.approx(1.0)
+    assert value(tend, "taux_regional_infectieux", 2024) == pytest.approx(4.0)
+    assert value(tend, "taux_regional_infectieux", 2024, "evolution_annuelle") == pytest.approx(3.0)
+    assert value(tend, "taux_regional_infectieux", 2024, "annee_reference") == 2023
+    assert value(tend, "taux_regional_infectieux", 2024, "n_etablissements") == 2
+    assert value(tend, "taux_regional_infectieux", 2024, "unite") == "pour 10\u00a0000 séjours"
+    assert value(tend, "signalements", 2024) == 8
 
 
 def test_parts_esin(tend):
-    assert value(tend, "part_non_declarants", 2023) == pytest.approx(50.0)
-    assert value(tend, "part_non_declarants", 2024) == pytest.approx(0.0)
-    assert value(tend, "part_non_declarants", 2024, "evolution_annuelle") == pytest.approx(-50.0)
-    assert value(tend, "part_responsables_connectes", 2023) == pytest.approx(50.0)
-    assert value(tend, "part_responsables_connectes", 2024) == pytest.approx(100.0)
+    assert value(tend, "part_non_declarants_infectieux", 2023) == pytest.approx(50.0)
+    assert value(tend, "part_non_declarants_infectieux", 2024) == pytest.approx(0.0)
+    assert value(tend, "part_non_declarants_infectieux", 2024, "evolution_annuelle") == pytest.approx(-50.0)
+    assert value(tend, "responsable_connecte", 2023) == pytest.approx(50.0)
+    assert value(tend, "responsable_connecte", 2024) == pytest.approx(100.0)
 
 
 def test_scores_qls(tend):
@@ -119,10 +119,10 @@ def test_formation(tend):
 
 
 def test_certification(tend):
-    assert value(tend, "part_certifies_A_B", 2022) == pytest.approx(100.0)
-    assert value(tend, "part_certifies_A_B", 2022, "n_etablissements") == 1
-    assert value(tend, "part_certifies_A_B", 2023) == pytest.approx(50.0)
-    assert value(tend, "part_certifies_A_B", 2023, "evolution_annuelle") == pytest.approx(-50.0)
+    assert value(tend, "niveau_certification", 2022) == pytest.approx(100.0)
+    assert value(tend, "niveau_certification", 2022, "n_etablissements") == 1
+    assert value(tend, "niveau_certification", 2023) == pytest.approx(50.0)
+    assert value(tend, "niveau_certification", 2023, "evolution_annuelle") == pytest.approx(-50.0)
 
 
 def test_ciblage_et_mouvements(data, rules):
@@ -143,11 +143,11 @@ def test_filtre_des_annees(data, rules):
     t = tendances.compute_tendances(data, rules, "28", years=[2024])
     assert set(t["annee"]) == {2024}
     # l'évolution se calcule encore par rapport à 2023
-    assert value(t, "taux_signalement_esin", 2024, "evolution_annuelle") == pytest.approx(3.0)
+    assert value(t, "taux_regional_infectieux", 2024, "evolution_annuelle") == pytest.approx(3.0)
 
 
 def test_annees_par_defaut(data, rules):
-    assert tendances.available_years(data, "28") == [2022, 2023, 2024]
+    assert tendances.available_years(data, rules, "28") == [2022, 2023, 2024]
     t = tendances.compute_tendances(data, rules, "28")
     assert set(t["annee"]) == {2022, 2023, 2024}
 
@@ -158,8 +158,8 @@ def test_sources_absentes(data, rules):
 
 
 def test_qls_evolution(data, rules):
-    ev = tendances.qls_evolution(data, rules, "28", 2023).set_index("finess_geo")
-    assert list(ev.reset_index().columns) == tendances.QLS_EVOLUTION_COLUMNS
+    ev = tendances.evolutions(data, rules, "28", 2023, "score_qls").set_index("finess_geo")
+    assert list(ev.reset_index().columns) == tendances.EVOLUTION_COLUMNS
     assert set(ev.index) == {A, B}
     # A : 2022 50/100 -> (40,383 ; 59,617) ; 2023 30/50 -> (46,181 ; 72,392) : chevauchement
     assert ev.loc[A, "annee_precedente"] == 2022 and ev.loc[A, "annee"] == 2023
@@ -175,7 +175,7 @@ def test_qls_evolution(data, rules):
 
 
 def test_funnel_esin(data, rules):
-    f = tendances.funnel_data_esin(data, rules, "28", 2024)
+    f = tendances.funnel_data_poisson(data, rules, "28", 2024, "infectieux")
     assert f.reference == pytest.approx(4.0)
     assert set(f.points["finess_geo"]) == {A, B}
     pts = f.points.set_index("finess_geo")
@@ -186,15 +186,15 @@ def test_funnel_esin(data, rules):
     assert {"denominateur", "bas_95", "haut_95", "bas_998", "haut_998"} <= set(f.limites.columns)
     assert f.limites["reference"].tolist() == pytest.approx([4.0] * len(f.limites))
     assert f.limites["denominateur"].between(8_000, 11_000).all()  # grille autour des points
-    assert (f.limites["sejours"] == f.limites["denominateur"]).all()  # même nom que l'axe des points
+    assert (f.limites["exposition"] == f.limites["denominateur"]).all()  # même nom que l'axe des points
 
 
 def test_funnel_qls(data, rules):
-    f = tendances.funnel_data_qls(data, rules, "28", 2023)
+    f = tendances.funnel_data_valeur(data, rules, "28", 2023, "score_qls")
     assert f.reference == {"MCO": pytest.approx(75.0)}
     assert set(f.points["finess_geo"]) == {A, B}
-    assert set(f.limites["secteur"]) == {"MCO"}
-    assert (f.limites["n_dossiers"] == f.limites["denominateur"]).all()
+    assert set(f.limites["par_valeur"]) == {"MCO"}
+    assert (f.limites["n"] == f.limites["denominateur"]).all()
     lim = f.limites
     assert ((lim["bas_998"] <= lim["bas_95"]) & (lim["haut_95"] <= lim["haut_998"])).all()
 
@@ -216,7 +216,7 @@ def test_cibles_contre_non_cibles(rules):
             + [dict(finess_geo=f, annee=2024, secteur="MCO", score=s[1]) for f, s in scores.items()],
         ),
     }
-    out = tendances.targeted_vs_others(d, rules, "28", 2022, 2024).set_index("groupe")
+    out = tendances.targeted_vs_others(d, rules, "28", 2022, 2024, "rupture_parcours").set_index("groupe")
     assert out.loc["ciblés", "n"] == 2
     assert out.loc["ciblés", "valeur_initiale_moyenne"] == pytest.approx(12.5)
     assert out.loc["ciblés", "evolution_moyenne"] == pytest.approx(25.0)
@@ -227,5 +227,4 @@ def test_cibles_contre_non_cibles(rules):
     assert out.loc["non ciblés", "evolution_moyenne"] == pytest.approx(-2.5)
     assert out.loc["non ciblés", "evolution_mediane"] == pytest.approx(-5.0)
     assert "régression vers la moyenne" in out.attrs["note"]
-    with pytest.raises(ValueError):
-        tendances.targeted_vs_others(d, rules, "28", 2022, 2024, risque="management_qualite")
+    assert tendances.comparable_risks(rules) == ["infectieux", "rupture_parcours"]

@@ -1,42 +1,29 @@
-"""Suivi des engagements CPOM de l'année N (contrat de données, section 2).
+"""Suivi des engagements CPOM de l'année N (contrat de données, section 2), générique.
 
-Une ligne par indicateur de chaque engagement suivi l'année N (``annee_debut <= N <= annee_fin``).
-Sans fichier ``engagements`` (source absente), c'est le **mode veille** : chaque établissement de la
-région est suivi sur chaque engagement du fichier de règles (``is_monitoring_mode``).
+Une ligne par indicateur déclaré de chaque engagement suivi l'année N (``annee_debut <= N <=
+annee_fin``). Sans fichier ``engagements``, c'est le **mode veille** : chaque établissement de la
+région est suivi sur chaque engagement du fichier de règles.
 
-Indicateurs (cibles et fenêtres lues dans ``rules["engagements"]``) :
+Les indicateurs viennent du fichier de règles (``engagements.<e>.indicateurs``) et sont observés par
+:mod:`analysis.indicators.engine`. Choix faits là où le contrat se tait :
 
-- ``certification`` -> ``niveau_certification`` (niveau en vigueur au 31/12/N ; cible A ou B) ;
-- ``lettre_liaison`` -> ``score_qls_mco`` / ``score_qls_ssr`` / ``score_qls_psy``, un par secteur
-  détenu ; dernière campagne de la fenêtre N-1…N ; atteint si score >= 80 % ;
-- ``signalement_esin`` -> ``responsable_connecte`` (atteint si connecté) et ``signalements``
-  (``sans_cible``) ;
-- ``prevention_ias`` -> ``taux_formes_<categorie>`` (un par catégorie déclarée l'année N, >= 90 %),
-  ou une ligne ``taux_formes`` ``non_evaluable`` sans aucune catégorie ; ``audits_precautions``
-  (>= 1) ; ``conformite_plan_epidemies`` (critères remplis / total >= 100 %).
+- indicateur ``par`` une colonne (``taux_formes`` par catégorie de personnel, ``score_qls`` par
+  secteur) : une ligne par valeur présente dans les données de l'année (fenêtre) ; avec
+  ``par_referentiel`` (secteurs détenus), une ligne par valeur détenue selon le référentiel, un
+  drapeau manquant étant remplacé par la présence de la valeur dans les données (années <= N) ; sans
+  aucune valeur, une ligne ``<code>`` ``non_evaluable`` (``non_concerne`` quand le référentiel dit
+  qu'aucune n'est détenue) ;
+- un établissement exclu par sa spécificité garde ses lignes (valeurs pour information) au statut
+  ``non_concerne`` ;
+- ``cible`` d'un engagement signé : une valeur simple (``85``, ``85 %``, ``≥ 85``, ``A ou B``,
+  ``oui``) vise l'indicateur principal de l'engagement ; ``indicateur=valeur; indicateur=valeur`` vise
+  des indicateurs précis (code complet ``score_qls_ssr`` ou code déclaré ``taux_formes``). Une cible
+  illisible ou ambiguë (``0,8`` pour un pourcentage, ``=2+3``) n'est jamais devinée : la cible des
+  règles s'applique et le commentaire le dit.
 
-Choix faits là où le contrat se tait :
-
-- secteur détenu : drapeau ``mco`` / ``ssr`` / ``psy`` du référentiel à vrai ; un drapeau manquant
-  est remplacé par la présence du secteur dans les données QLS de l'établissement (années <= N),
-  ce qui couvre le cas « tous manquants » du contrat. Un établissement suivi sur la lettre de
-  liaison sans aucun secteur identifié a une ligne ``score_qls`` ``non_evaluable`` ;
-- un établissement exclu par sa spécificité garde ses lignes (valeurs affichées pour information)
-  avec le statut ``non_concerne``, en mode veille comme avec des engagements signés ;
-- catégories de personnel : codes normalisés (minuscules, sans accents : ``paramédical`` ->
-  ``paramedical``) ; deux libellés qui se confondent sont additionnés ;
-- taux et conformité comparés en nombres entiers (``formes × 100 >= cible × effectif``) : 90 % tout
-  juste est atteint, sans erreur d'arrondi ;
-- ``cible`` d'un engagement (surcharge de la cible par défaut) : une valeur simple s'applique à
-  l'indicateur principal de l'engagement (niveaux « A ou B » pour la certification, pourcentage
-  pour ``score_qls`` et ``taux_formes``) ; la forme ``indicateur=valeur; indicateur=valeur`` vise
-  un indicateur précis (``audits_precautions=2; taux_formes=80`` ; ``score_qls_ssr=70``). Une cible
-  illisible laisse la cible par défaut (signalé dans ``commentaire``) ;
-- ``position_cible`` : position de l'intervalle du score QLS par rapport à la cible de la ligne ;
-  ``evolution`` : classe IFAQ par rapport à la campagne précédente du même secteur.
-
-``valeur`` est au format machine (point décimal ; ``oui`` / ``non`` pour un booléen) ; ``valeur_num``
-en donne la forme numérique quand elle existe.
+``valeur`` est au format machine (point décimal ; ``oui`` / ``non`` ; niveau) ; ``valeur_num`` en donne
+la forme numérique, ``valeur_texte`` la forme affichée (formateur unique, jamais arrondie de l'autre
+côté de la cible).
 """
 
 from __future__ import annotations
@@ -46,27 +33,21 @@ import re
 import numpy as np
 import pandas as pd
 
+from ..publishing import fmt
+from ..rules.model import Cible, Indicateur, Rules, indicator_suffix
 from . import stats
-from .ciblage import (
-    _esin_activity,
-    _mask,
-    certification_in_force,
-    certification_levels,
-    normalise_code,
-    qls_last_two,
-    qls_window,
-    region_establishments,
-    source,
-    year_rows,
-)
+from .engine import code_of, compare, mask, observe, region_establishments, source_rows, window
 
 SUIVI_COLUMNS = ["finess_geo", "raison_sociale", "engagement", "indicateur", "valeur", "cible", "statut"]
 EXTRA_COLUMNS = [
     "libelle_engagement",
     "libelle_indicateur",
-    "secteur",
+    "par_valeur",
+    "unite",
     "annee_donnee",
     "valeur_num",
+    "valeur_texte",
+    "seuil",
     "ic_bas",
     "ic_haut",
     "position_cible",
@@ -83,33 +64,9 @@ NON_CONCERNE = "non_concerne"
 SANS_CIBLE = "sans_cible"
 STATUTS = (ATTEINT, NON_ATTEINT, NON_EVALUABLE, NON_CONCERNE, SANS_CIBLE)
 
-# Indicateur visé par une cible d'engagement donnée sans nom d'indicateur.
-MAIN_INDICATOR = {
-    "certification": "niveau_certification",
-    "lettre_liaison": "score_qls",
-    "prevention_ias": "taux_formes",
-}
-
-_DTYPES = {
-    "finess_geo": "string",
-    "raison_sociale": "string",
-    "engagement": "string",
-    "indicateur": "string",
-    "valeur": "string",
-    "cible": "string",
-    "statut": "string",
-    "libelle_engagement": "string",
-    "libelle_indicateur": "string",
-    "secteur": "string",
-    "annee_donnee": "Int64",
-    "valeur_num": "Float64",
-    "ic_bas": "Float64",
-    "ic_haut": "Float64",
-    "position_cible": "string",
-    "evolution": "string",
-    "cible_source": "string",
-    "commentaire": "string",
-}
+_DTYPES = {c: "string" for c in ALL_COLUMNS}
+_DTYPES.update({"annee_donnee": "Int64", "valeur_num": "Float64", "seuil": "Float64", "ic_bas": "Float64",
+                "ic_haut": "Float64"})
 
 
 def is_monitoring_mode(data: dict) -> bool:
@@ -118,16 +75,13 @@ def is_monitoring_mode(data: dict) -> bool:
 
 
 # --------------------------------------------------------------------------------------------------
-# Engagements suivis et cibles
+# Engagements suivis
 # --------------------------------------------------------------------------------------------------
-def followed_engagements(data: dict, rules: dict, annee: int, region) -> pd.DataFrame:
-    """Engagements suivis l'année N : ``finess_geo, engagement, cible_engagement``.
-
-    Mode veille : chaque établissement de la région × chaque engagement du fichier de règles.
-    """
+def followed_engagements(data: dict, rules: Rules, annee: int, region) -> pd.DataFrame:
+    """Engagements suivis l'année N : ``finess_geo, engagement, cible_engagement``."""
     annee = int(annee)
     etabs = region_establishments(data, region)
-    engagements = list(rules["engagements"].keys())
+    engagements = list(rules.engagements)
     if is_monitoring_mode(data):
         fol = pd.MultiIndex.from_product(
             [etabs["finess_geo"].astype(str), engagements], names=["finess_geo", "engagement"]
@@ -136,8 +90,8 @@ def followed_engagements(data: dict, rules: dict, annee: int, region) -> pd.Data
     else:
         eng = data["engagements"]
         eng = eng.loc[eng["finess_geo"].isin(etabs["finess_geo"])]
-        active = _mask(eng["annee_debut"] <= annee) & _mask(eng["annee_fin"] >= annee)
-        eng = eng.loc[active & _mask(eng["engagement"].isin(engagements))]
+        active = mask(eng["annee_debut"] <= annee) & mask(eng["annee_fin"] >= annee)
+        eng = eng.loc[active.to_numpy() & mask(eng["engagement"].isin(engagements)).to_numpy()]
         cible = eng["cible"] if "cible" in eng.columns else pd.Series(pd.NA, index=eng.index)
         fol = pd.DataFrame(
             {
@@ -150,353 +104,239 @@ def followed_engagements(data: dict, rules: dict, annee: int, region) -> pd.Data
     return fol.sort_values(["finess_geo", "engagement"], kind="mergesort").reset_index(drop=True)
 
 
-def _parse_override(text) -> dict[str, str]:
+# --------------------------------------------------------------------------------------------------
+# Cibles des engagements signés (colonne `cible` du fichier engagements)
+# --------------------------------------------------------------------------------------------------
+_NUM_RE = re.compile(r"^(?P<op>≥|>=|>|≤|<=|<)?\s*(?P<num>\d+(?:[.,]\d+)?)\s*(?P<pct>%)?$")
+_OPS = {"≥": ">=", ">=": ">=", ">": ">", "≤": "<=", "<=": "<=", "<": "<"}
+
+
+def _split_override(text) -> dict[str, str]:
     """``"85"`` -> ``{"": "85"}`` ; ``"audits_precautions=2; taux_formes=80"`` -> deux entrées."""
     if text is None or text is pd.NA or not str(text).strip():
         return {}
     text = str(text).strip()
-    if "=" not in text:
+    if "=" not in text.lstrip("<>≥≤="):
         return {"": text}
     out = {}
     for part in re.split(r"[;\n]", text):
         if "=" in part:
             k, v = part.split("=", 1)
-            out[normalise_code(k)] = v.strip()
+            out[indicator_suffix(k)] = v.strip()
+        elif part.strip():
+            out.setdefault("?", part.strip())
     return out
 
 
-def _override_for(text, engagement: str, indicator: str, base: str):
-    """Texte de cible d'engagement visant ``indicator`` (code complet ou de base), sinon ``None``."""
-    parsed = _parse_override(text)
-    if not parsed:
-        return None
-    if indicator in parsed:
-        return parsed[indicator]
-    if base in parsed:
-        return parsed[base]
-    if "" in parsed and MAIN_INDICATOR.get(engagement) == base:
-        return parsed[""]
+def parse_target(raw: str, ind: Indicateur, rules: Rules) -> tuple[Cible | None, str | None]:
+    """Cible écrite par un analyste -> (cible, None) ou (None, motif). Jamais devinée."""
+    text = str(raw).replace("\u00a0", " ").strip()
+    if ind.calcul == "niveau":
+        parts = [p.strip() for p in re.split(r"\s+ou\s+|[,;/]", text) if p.strip()]
+        col = rules.sources[ind.source].colonnes.get(ind.colonne)
+        table = {indicator_suffix(v): v for v in (ind.ordre or [])}
+        if col is not None:
+            table.update({indicator_suffix(k): v for k, v in col.correspondance.items()})
+        levels = [table.get(indicator_suffix(p)) for p in parts]
+        if not levels or any(v is None for v in levels):
+            return None, f"niveaux attendus parmi {', '.join(ind.ordre or [])}"
+        return Cible(dans=sorted(set(levels), key=(ind.ordre or []).index)), None
+    if ind.calcul == "booleen":
+        b = {"oui": True, "non": False, "vrai": True, "faux": False, "connecte": True}.get(indicator_suffix(text))
+        if b is None:
+            return None, "oui ou non attendu"
+        return Cible(operateur="==", valeur=b), None
+    m = _NUM_RE.match(text)
+    if not m:
+        return None, "nombre attendu (par exemple 85 ou 85 %)"
+    x = float(m.group("num").replace(",", "."))
+    if ind.unite == "%" and 0 < x < 1 and not m.group("pct"):
+        return None, f"valeur ambiguë pour un pourcentage (écrivez {fmt.fmt_shortest(x * 100)} pour {fmt.fmt_shortest(x * 100)} %)"
+    if ind.unite == "%" and x > 100:
+        return None, "pourcentage supérieur à 100"
+    default_op = ind.cible.operateur if ind.cible is not None and ind.cible.operateur else ">="
+    op = _OPS[m.group("op")] if m.group("op") else default_op
+    return Cible(operateur=op, valeur=x), None
+
+
+def _row_targets(rows: pd.DataFrame, engagement: str, code: str, ind: Indicateur, rules: Rules):
+    """Cible de chaque ligne : règles par défaut, ou cible de l'engagement signé quand elle vise
+    l'indicateur. Rend (liste de Cible|None, source, commentaire)."""
+    main = rules.engagements[engagement].main_indicator
+    targets = [ind.cible] * len(rows)
+    source = ["règles"] * len(rows)
+    notes = [None] * len(rows)
+    cache: dict[tuple, tuple] = {}
+    has = rows["cible_engagement"].notna().to_numpy()
+    for i in np.flatnonzero(has):
+        text = str(rows["cible_engagement"].iat[i])
+        full = str(rows["indicateur"].iat[i])
+        key = (text, full)
+        if key not in cache:
+            parts = _split_override(text)
+            raw = parts.get(indicator_suffix(full), parts.get(code))
+            if raw is None and "" in parts and code == main:
+                raw = parts[""]
+            if raw is None and "?" in parts:
+                cache[key] = (None, f"cible du CPOM illisible (« {text} ») : cible des règles appliquée")
+            elif raw is None:
+                cache[key] = (None, None)
+            else:
+                c, err = parse_target(raw, ind, rules)
+                cache[key] = (c, None) if c is not None else (
+                    None, f"cible du CPOM illisible (« {raw} » : {err}) : cible des règles appliquée")
+        c, note = cache[key]
+        if c is not None:
+            targets[i] = c
+            source[i] = "engagement"
+        notes[i] = note
+    return targets, source, notes
+
+
+# --------------------------------------------------------------------------------------------------
+# Lignes attendues (valeurs de `par`)
+# --------------------------------------------------------------------------------------------------
+def _expected(data, rules, code, ind, annee, fol, etabs, obs) -> tuple[pd.DataFrame, pd.Series]:
+    """Lignes (finess, indicateur complet, par_valeur) à produire ; et masque « rien de détenu »."""
+    if not ind.par:
+        rows = fol.assign(indicateur=code, par_valeur=pd.Series(pd.NA, index=fol.index, dtype="string"))
+        return rows, pd.Series(False, index=rows.index)
+    e = etabs.loc[etabs["finess_geo"].isin(fol["finess_geo"])].set_index("finess_geo")
+    if ind.par_referentiel:
+        src = source_rows(data, ind.source, fol["finess_geo"])
+        present = set()
+        if src is not None:
+            s = src.loc[mask(src["annee"] <= int(annee))] if "annee" in src.columns else src
+            present = set(zip(s["finess_geo"].astype(str), s[ind.par].astype(str)))
+        held, none_known = [], {}
+        for f in e.index:
+            flags = []
+            for value, col in ind.par_referentiel.items():
+                flag = e.at[f, col] if col in e.columns else pd.NA
+                flags.append(flag)
+                known = flag is not pd.NA and not (isinstance(flag, float) and np.isnan(flag))
+                if (known and bool(flag)) or (not known and (f, value) in present):
+                    held.append((f, value))
+            none_known[f] = all(v is not pd.NA and v is not None for v in flags) and not any(bool(v) for v in flags)
+        h = pd.DataFrame(held, columns=["finess_geo", "par_valeur"], dtype="string")
+    else:
+        h = obs[["finess_geo", "par_valeur"]].drop_duplicates()
+        none_known = {}
+    rows = fol.merge(h, on="finess_geo", how="left")
+    rows["indicateur"] = code_of(code, ind, rows["par_valeur"]).fillna(code)
+    nothing = rows["par_valeur"].isna() & mask(rows["finess_geo"].map(none_known))
+    return rows.reset_index(drop=True), nothing.reset_index(drop=True)
+
+
+def _comment(ind: Indicateur, rules: Rules, r: dict, annee: int) -> str | None:
+    src = rules.sources[ind.source]
+    if r["_manque"]:
+        if ind.par and r["par_valeur"] is None:
+            lab = src.colonnes[ind.par].libelle or ind.par.replace("_", " ")
+            return f"aucune valeur de « {lab} » pour l'établissement en {annee}"
+        par = f" {rules.value_label(ind.source, ind.par, r['par_valeur'])}" if ind.par else ""
+        if ind.calcul == "niveau" and ind.date:
+            return f"aucune donnée « {src.libelle} »{par} au 31/12/{annee}"
+        first, last = window(annee, ind.fenetre_annees)
+        if first != last:
+            return f"aucune donnée « {src.libelle} »{par} entre {first} et {last}"
+        return f"aucune donnée « {src.libelle} »{par} en {annee}"
+    if ind.calcul == "niveau" and ind.date:
+        return f"décision du {fmt.fmt_date(r['date_donnee'])}"
+    if ind.calcul == "valeur":
+        text = f"données {int(r['annee_donnee'])}"
+        if ind.effectif and not fmt.is_missing(r.get("n")):
+            lab = src.colonnes[ind.effectif].libelle or ind.effectif.replace("_", " ")
+            text += f", {fmt.fmt_num(r['n'])} {lab}"
+        return text
+    if ind.calcul == "ratio":
+        lab = src.colonnes[ind.numerateur].libelle or ind.numerateur.replace("_", " ")
+        return f"{fmt.fmt_num(r['num'])} {lab} sur {fmt.fmt_num(r['den'])}"
     return None
 
 
-def _parse_number(text) -> float | None:
-    m = re.search(r"\d+(?:[.,]\d+)?", str(text))
-    return float(m.group(0).replace(",", ".")) if m else None
+def _machine(ind: Indicateur, v, niveau) -> str | None:
+    if ind.calcul == "niveau":
+        return None if fmt.is_missing(niveau) else str(niveau)
+    if fmt.is_missing(v):
+        return None
+    if ind.calcul == "booleen":
+        return "oui" if v >= 0.5 else "non"
+    if ind.calcul == "ratio":
+        return fmt.fmt_machine(round(float(v), 2))
+    return fmt.fmt_machine(v)
 
 
-def _numeric_targets(df: pd.DataFrame, engagement: str, base: str, default: float) -> pd.DataFrame:
-    """Ajoute ``_cible`` (nombre), ``cible_source`` et ``_cible_illisible``.
+def display_value(ind: Indicateur, v, niveau, threshold=None) -> str:
+    """Forme affichée d'une valeur d'indicateur (rapport, fiches, motif) : formateur unique."""
+    if ind.calcul == "niveau":
+        return fmt.MISSING if fmt.is_missing(niveau) else str(niveau)
+    if fmt.is_missing(v):
+        return fmt.MISSING
+    if ind.calcul == "booleen":
+        return "oui" if float(v) >= 0.5 else "non"
+    return fmt.fmt_quantity(float(v), ind.unite, threshold=threshold, decimals=ind.decimales)
 
-    Cible des règles par défaut ; seules les cibles d'engagement distinctes sont lues (une fois
-    chacune), puis reportées sur les lignes par correspondance.
-    """
-    df = df.copy()
-    df["_cible"] = float(default)
-    df["cible_source"] = "règles"
-    df["_cible_illisible"] = False
-    has = df["cible_engagement"].notna().to_numpy()
-    if has.any():
-        sub = df.loc[has, ["cible_engagement", "indicateur"]].astype(str)
-        parsed = {}
-        for text, ind in sub.drop_duplicates().itertuples(index=False):
-            raw = _override_for(text, engagement, ind, base)
-            num = _parse_number(raw) if raw is not None else None
-            parsed[(text, ind)] = (num, raw is not None and num is None)
-        keys = list(zip(sub["cible_engagement"], sub["indicateur"]))
-        nums = pd.Series([parsed[k][0] for k in keys], index=sub.index, dtype="float64")
-        bad = pd.Series([parsed[k][1] for k in keys], index=sub.index, dtype=bool)
-        df.loc[has, "cible_source"] = np.where(nums.notna(), "engagement", "règles")
-        df.loc[has, "_cible"] = nums.fillna(float(default)).to_numpy()
-        df.loc[has, "_cible_illisible"] = bad.to_numpy()
-    df["_cible"] = df["_cible"].astype("float64")
+
+def _indicator_rows(data, rules, annee, engagement, code, ind, fol, etabs) -> pd.DataFrame:
+    obs = observe(data, rules, code, annee, fol["finess_geo"])
+    rows, nothing = _expected(data, rules, code, ind, annee, fol, etabs, obs)
+    df = rows.merge(obs.drop(columns=["par_valeur"]), on=["finess_geo", "indicateur"], how="left")
+    targets, csource, notes = _row_targets(df, engagement, code, ind, rules)
+    df["_manque"] = (df["valeur_num"].isna() & df["niveau"].isna()).to_numpy()
+    met = pd.Series(pd.NA, index=df.index, dtype="boolean")
+    groups: dict[tuple, list[int]] = {}
+    for i, c in enumerate(targets):
+        key = (None,) if c is None else (c.operateur, c.valeur, tuple(c.dans or ()) or None)
+        groups.setdefault(key, []).append(i)
+    for key, idx in groups.items():
+        if key == (None,):
+            continue
+        c = targets[idx[0]]
+        sub = df.iloc[idx]
+        met.iloc[idx] = compare(sub, ind, c.operateur, c.valeur, c.dans).to_numpy()
+    no_target = np.array([c is None for c in targets])
+    statut = np.where(df["_manque"], NON_EVALUABLE,
+                      np.where(no_target, SANS_CIBLE, np.where(mask(met), ATTEINT, NON_ATTEINT)))
+    statut = np.where(nothing.to_numpy(), NON_CONCERNE, statut)
+    df["statut"] = statut
+    df["cible"] = [fmt.fmt_target(c.operateur, c.valeur, ind.unite, c.dans) if c is not None else "" for c in targets]
+    df["seuil"] = [float(c.valeur) if c is not None and c.operateur and not isinstance(c.valeur, bool) else np.nan
+                   for c in targets]
+    df["cible_source"] = csource
+    df["valeur"] = [_machine(ind, v, n) for v, n in zip(df["valeur_num"], df["niveau"])]
+    df["valeur_texte"] = [display_value(ind, v, n, None if np.isnan(s) else s)
+                          for v, n, s in zip(df["valeur_num"], df["niveau"], df["seuil"])]
+    df["unite"] = ind.unite
+    recs = df.to_dict("records")
+    comments = []
+    for r, note in zip(recs, notes):
+        r["par_valeur"] = None if fmt.is_missing(r.get("par_valeur")) else r["par_valeur"]
+        c = _comment(ind, rules, r, annee)
+        if r["par_valeur"] is None and ind.par and nothing.iat[len(comments)]:
+            lab = rules.sources[ind.source].colonnes[ind.par].libelle or ind.par.replace("_", " ")
+            c = f"aucune valeur de « {lab} » détenue (référentiel)"
+        comments.append("; ".join(x for x in (c, note) if x))
+    df["commentaire"] = comments
+    if ind.calcul == "valeur" and (ind.ic_bas is not None or ind.effectif is not None):
+        seuil = df["seuil"].astype("Float64")
+        df["position_cible"] = stats.position_vs_target(df["ic_bas"], df["ic_haut"], seuil)
+        df["evolution"] = stats.evolution_ifaq(df["ic_bas_precedent"], df["ic_haut_precedent"], df["ic_bas"],
+                                               df["ic_haut"])
+    # Spécificités exclues (engagement et indicateur) : non concerné, valeurs gardées pour information
+    excl = set(rules.engagements[engagement].specificites_exclues) | set(ind.specificites_exclues)
+    if excl:
+        spec = df[["finess_geo"]].merge(etabs[["finess_geo", "specificite"]], on="finess_geo", how="left")
+        spec = spec["specificite"].astype("string")
+        nc = mask(spec.isin(sorted(excl))).to_numpy()
+        if nc.any():
+            df.loc[nc, "statut"] = NON_CONCERNE
+            df.loc[nc, "commentaire"] = "non concerné (spécificité " + spec[nc].astype(str).to_numpy() + ")"
+    df["libelle_indicateur"] = [rules.indicator_label(c) for c in df["indicateur"]]
     return df
-
-
-def _pct_text(target: float, at_least: bool = True) -> str:
-    txt = stats.format_fr_number(target, None) + " %"
-    return txt if not at_least else "≥ " + txt
-
-
-# --------------------------------------------------------------------------------------------------
-# Indicateurs par engagement (vectorisés sur les établissements suivis)
-# --------------------------------------------------------------------------------------------------
-def _certification(data, rules, annee, fol, etabs) -> pd.DataFrame:
-    ind = "niveau_certification"
-    default = [str(v).upper() for v in rules["engagements"]["certification"]["indicateurs"][ind]["cible"]]
-    cert = certification_in_force(data, rules, annee, fol["finess_geo"])
-    df = fol.merge(cert, on="finess_geo", how="left")
-    df["indicateur"] = ind
-    # Cibles : par défaut celles des règles ; une cible d'engagement donne ses lettres (ou libellés).
-    niveau = df["niveau"].astype("string")
-    df["cible"] = " ou ".join(default)
-    df["cible_source"] = "règles"
-    df["_cible_illisible"] = False
-    met = _mask(niveau.isin(default)).to_numpy()
-    has = df["cible_engagement"].notna().to_numpy()
-    if has.any():
-        parsed = {}
-        for text in df.loc[has, "cible_engagement"].astype(str).unique():
-            raw = _override_for(text, "certification", ind, ind)
-            letters: list[str] = []
-            if raw is not None:
-                letters = re.findall(r"\b([A-E])\b", str(raw).upper())
-                if not letters:
-                    parts = [p for p in re.split(r"\s+ou\s+|[,;/]", str(raw)) if p.strip()]
-                    letters = list(certification_levels(pd.Series(parts, dtype="string"), rules).dropna())
-            parsed[text] = (tuple(sorted(set(letters))), raw is not None and not letters)
-        for i in np.flatnonzero(has):  # lignes à cible personnalisée seulement (peu nombreuses)
-            letters, bad = parsed[str(df.at[i, "cible_engagement"])]
-            if letters:
-                df.at[i, "cible"] = " ou ".join(letters)
-                df.at[i, "cible_source"] = "engagement"
-                met[i] = niveau.iat[i] is not pd.NA and niveau.iat[i] in letters
-            df.at[i, "_cible_illisible"] = bad
-    df["statut"] = np.where(niveau.isna(), NON_EVALUABLE, np.where(met, ATTEINT, NON_ATTEINT))
-    df["valeur"] = niveau
-    df["annee_donnee"] = df["date_decision"].dt.year.astype("Int64")
-    date_txt = df["date_decision"].dt.strftime("%d/%m/%Y")
-    df["commentaire"] = ("décision du " + date_txt).where(
-        df["date_decision"].notna(), f"aucune décision de certification au 31/12/{annee}"
-    )
-    return df
-
-
-def _held_sectors(data, rules, annee, fol, etabs) -> pd.DataFrame:
-    """Couples (établissement, secteur) détenus : drapeau du référentiel, sinon présence dans QLS."""
-    secteurs = [str(s) for s in rules["secteurs_qls"]["retenus"]]
-    e = etabs.loc[etabs["finess_geo"].isin(fol["finess_geo"]), ["finess_geo"]].copy()
-    flags = []
-    for sec in secteurs:
-        col = sec.lower()
-        flag = etabs.set_index("finess_geo")[col] if col in etabs.columns else None
-        f = pd.DataFrame({"finess_geo": e["finess_geo"].to_numpy(), "secteur": sec})
-        f["detenu"] = (
-            flag.reindex(e["finess_geo"]).astype("boolean").to_numpy()
-            if flag is not None
-            else pd.array([pd.NA] * len(e), dtype="boolean")
-        )
-        flags.append(f)
-    held = pd.concat(flags, ignore_index=True) if flags else pd.DataFrame(columns=["finess_geo", "secteur", "detenu"])
-    qls = source(data, "qls")
-    if qls is not None:
-        q = qls.loc[_mask(qls["annee"] <= int(annee)) & qls["finess_geo"].isin(fol["finess_geo"])]
-        corr = {str(k).upper(): str(v) for k, v in rules["secteurs_qls"]["correspondance"].items()}
-        sect = q["secteur"].astype("string").str.strip().str.upper()
-        present = pd.DataFrame(
-            {"finess_geo": q["finess_geo"].astype("string"), "secteur": sect.map(lambda v: corr.get(v, v))}
-        ).drop_duplicates()
-        present["present"] = True
-        held = held.merge(present, on=["finess_geo", "secteur"], how="left")
-        held["present"] = held["present"].astype("boolean").fillna(False)
-    else:
-        held["present"] = False
-    detenu = held["detenu"].astype("boolean")
-    is_held = detenu.fillna(False).astype(bool) | (detenu.isna() & held["present"].astype(bool))
-    return held.loc[is_held.to_numpy(), ["finess_geo", "secteur"]].reset_index(drop=True)
-
-
-def _lettre_liaison(data, rules, annee, fol, etabs) -> pd.DataFrame:
-    cfg = rules["engagements"]["lettre_liaison"]["indicateurs"]["score_qls"]
-    fenetre = int(cfg["fenetre_annees"])
-    first, last = qls_window(annee, fenetre)
-    secteurs = [str(s) for s in rules["secteurs_qls"]["retenus"]]
-    held = _held_sectors(data, rules, annee, fol, etabs)
-    rows = fol.merge(held, on="finess_geo", how="left")
-    rows["indicateur"] = ("score_qls_" + rows["secteur"].str.lower()).fillna("score_qls")
-    rows = _numeric_targets(rows, "lettre_liaison", "score_qls", float(cfg["cible"]))
-    q = qls_last_two(data, rules, annee, fenetre, secteurs, fol["finess_geo"])
-    df = rows.merge(q, on=["finess_geo", "secteur"], how="left")
-    score = df["score"].astype("Float64")
-    met = _mask(score >= df["_cible"])
-    df["statut"] = np.where(score.isna(), NON_EVALUABLE, np.where(met, ATTEINT, NON_ATTEINT))
-    # Aucun secteur détenu alors que le référentiel renseigne les trois drapeaux (tous faux) :
-    # l'établissement n'est pas concerné par la lettre de liaison (ex. HAD seule).
-    flags = etabs.set_index("finess_geo").reindex(columns=[s.lower() for s in secteurs])
-    none_held = flags.notna().all(axis=1) & ~flags.fillna(False).astype(bool).any(axis=1)
-    no_sector_known = df["secteur"].isna() & _mask(df["finess_geo"].map(none_held))
-    df.loc[no_sector_known.to_numpy(), "statut"] = NON_CONCERNE
-    df["valeur_num"] = score
-    df["valeur"] = score.map(stats.format_machine, na_action="ignore").astype("string")
-    df["cible"] = df["_cible"].map(_pct_text)
-    df["annee_donnee"] = df["annee"].astype("Int64")
-    df["position_cible"] = stats.position_vs_target(df["ic_bas"], df["ic_haut"], df["_cible"])
-    df["evolution"] = stats.evolution_ifaq(
-        df["ic_bas_precedent"], df["ic_haut_precedent"], df["ic_bas"], df["ic_haut"]
-    )
-    n_txt = df["n_dossiers"].map(lambda n: f", {stats.format_fr_number(n)} dossiers", na_action="ignore")
-    comment = ("campagne " + df["annee"].astype("string") + n_txt.fillna("").astype("string")).astype("string")
-    missing = "aucune campagne QLS " + df["secteur"].fillna("").astype("string") + f" entre {first} et {last}"
-    comment = comment.where(score.notna(), missing)
-    comment = comment.where(
-        df["secteur"].notna(), "aucun secteur MCO, SSR ou PSY identifié (référentiel et données QLS)"
-    )
-    comment = comment.where(~no_sector_known, "aucun secteur MCO, SSR ou PSY détenu (référentiel)")
-    df["commentaire"] = comment
-    return df
-
-
-def _signalement_esin(data, rules, annee, fol, etabs) -> pd.DataFrame:
-    cfg = rules["engagements"]["signalement_esin"]["indicateurs"]
-    m = _esin_activity(data, annee, fol["finess_geo"])
-    base = fol.merge(m, on="finess_geo", how="left")
-    # Responsable du signalement connecté
-    r = base.copy()
-    r["indicateur"] = "responsable_connecte"
-    conn = r["responsable_connecte"].astype("boolean")
-    want = bool(cfg["responsable_connecte"]["cible"])
-    r["statut"] = np.where(conn.isna(), NON_EVALUABLE, np.where(_mask(conn == want), ATTEINT, NON_ATTEINT))
-    r["valeur"] = conn.map({True: "oui", False: "non"}, na_action="ignore").astype("string")
-    r["valeur_num"] = conn.astype("Float64")
-    r["cible"] = "connecté" if want else "non connecté"
-    r["cible_source"] = "règles"
-    r["annee_donnee"] = pd.Series(annee, index=r.index, dtype="Int64").where(conn.notna())
-    r["commentaire"] = pd.Series(pd.NA, index=r.index, dtype="string").where(
-        conn.notna(), f"aucune donnée e-SIN en {annee}"
-    )
-    # Nombre de signalements (sans cible par défaut ; une cible des règles serait un minimum)
-    s = base.copy()
-    s["indicateur"] = "signalements"
-    sig = s["signalements"].astype("Float64")
-    target = cfg["signalements"].get("cible")
-    if target is None:
-        s["statut"] = np.where(sig.isna(), NON_EVALUABLE, SANS_CIBLE)
-        s["cible"] = ""
-    else:
-        s["statut"] = np.where(sig.isna(), NON_EVALUABLE, np.where(_mask(sig >= float(target)), ATTEINT, NON_ATTEINT))
-        s["cible"] = "≥ " + stats.format_fr_number(float(target), None)
-    s["cible_source"] = "règles"
-    s["valeur_num"] = sig
-    s["valeur"] = s["signalements"].map(stats.format_machine, na_action="ignore").astype("string")
-    s["annee_donnee"] = pd.Series(annee, index=s.index, dtype="Int64").where(sig.notna())
-    sej = s["sejours"].astype("Float64")
-    with np.errstate(invalid="ignore", divide="ignore"):
-        rate = sig / sej.where(sej > 0) * 10_000
-    comment = pd.Series(
-        [
-            f"pour {stats.format_fr_number(n)} séjours, soit {stats.format_fr_number(t, 1)} pour 10 000 séjours"
-            if pd.notna(n) and pd.notna(t)
-            else (f"pour {stats.format_fr_number(n)} séjours" if pd.notna(n) else "activité non renseignée")
-            for n, t in zip(sej, rate)
-        ],
-        index=s.index,
-        dtype="string",
-    )
-    s["commentaire"] = comment.where(sig.notna(), f"aucune donnée e-SIN en {annee}")
-    return pd.concat([r, s], ignore_index=True)
-
-
-def _prevention_ias(data, rules, annee, fol, etabs) -> pd.DataFrame:
-    cfg = rules["engagements"]["prevention_ias"]["indicateurs"]
-    finess = fol["finess_geo"]
-    parts = []
-    # Taux de personnel formé, par catégorie
-    f = year_rows(data, "formation", annee, finess)
-    if f is not None and len(f):
-        f = f.assign(code=f["categorie_personnel"].map(normalise_code))
-        f = f.loc[f["code"] != ""]
-        g = f.groupby(["finess_geo", "code"], as_index=False, sort=True).agg(
-            effectif=("effectif", "sum"), formes=("formes", "sum")
-        )
-        g["indicateur"] = "taux_formes_" + g["code"]
-    else:
-        g = pd.DataFrame(columns=["finess_geo", "code", "effectif", "formes", "indicateur"])
-    t = fol.merge(g, on="finess_geo", how="left")
-    t["indicateur"] = t["indicateur"].fillna("taux_formes")
-    t = _numeric_targets(t, "prevention_ias", "taux_formes", float(cfg["taux_formes"]["cible"]))
-    eff = pd.to_numeric(t["effectif"], errors="coerce").astype("Float64")
-    frm = pd.to_numeric(t["formes"], errors="coerce").astype("Float64")
-    ok = eff.notna() & frm.notna() & (eff > 0)
-    rate = (frm / eff.where(ok) * 100).astype("Float64")
-    met = _mask(frm * 100 >= t["_cible"] * eff)
-    t["statut"] = np.where(~_mask(ok), NON_EVALUABLE, np.where(met, ATTEINT, NON_ATTEINT))
-    t["valeur_num"] = rate
-    t["valeur"] = rate.map(lambda x: stats.format_machine(round(x, 2)), na_action="ignore").astype("string")
-    t["cible"] = t["_cible"].map(_pct_text)
-    t["secteur"] = pd.NA
-    t["annee_donnee"] = pd.Series(annee, index=t.index, dtype="Int64").where(_mask(ok))
-    t["commentaire"] = pd.Series(
-        [
-            f"{stats.format_fr_number(a)} {'formés' if a >= 2 else 'formé'} sur {stats.format_fr_number(b)}"
-            if pd.notna(a) and pd.notna(b)
-            else f"aucune catégorie de personnel déclarée en {annee}"
-            for a, b in zip(frm, eff)
-        ],
-        index=t.index,
-        dtype="string",
-    )
-    parts.append(t)
-    # Audits sur les précautions standard et complémentaires
-    a = year_rows(data, "audits", annee, finess)
-    a = a[["finess_geo", "audits_total", "audits_precautions"]] if a is not None else pd.DataFrame(
-        columns=["finess_geo", "audits_total", "audits_precautions"]
-    )
-    au = fol.merge(a, on="finess_geo", how="left")
-    au["indicateur"] = "audits_precautions"
-    au = _numeric_targets(au, "prevention_ias", "audits_precautions", float(cfg["audits_precautions"]["cible"]))
-    nb = pd.to_numeric(au["audits_precautions"], errors="coerce").astype("Float64")
-    au["statut"] = np.where(nb.isna(), NON_EVALUABLE, np.where(_mask(nb >= au["_cible"]), ATTEINT, NON_ATTEINT))
-    au["valeur_num"] = nb
-    au["valeur"] = nb.map(stats.format_machine, na_action="ignore").astype("string")
-    au["cible"] = "≥ " + au["_cible"].map(lambda v: stats.format_fr_number(v, None))
-    au["annee_donnee"] = pd.Series(annee, index=au.index, dtype="Int64").where(nb.notna())
-    tot = pd.to_numeric(au["audits_total"], errors="coerce")
-    au["commentaire"] = pd.Series(
-        [
-            f"sur {stats.format_fr_number(x)} {'audits' if x >= 2 else 'audit'} réalisés" if pd.notna(x) else pd.NA
-            for x in tot
-        ],
-        index=au.index,
-        dtype="string",
-    ).where(nb.notna(), f"aucune donnée d'audit en {annee}")
-    parts.append(au)
-    # Conformité du plan local de maîtrise des épidémies
-    p = year_rows(data, "plan_epidemies", annee, finess)
-    p = p[["finess_geo", "criteres_remplis", "criteres_total"]] if p is not None else pd.DataFrame(
-        columns=["finess_geo", "criteres_remplis", "criteres_total"]
-    )
-    pl = fol.merge(p, on="finess_geo", how="left")
-    pl["indicateur"] = "conformite_plan_epidemies"
-    pl = _numeric_targets(
-        pl, "prevention_ias", "conformite_plan_epidemies", float(cfg["conformite_plan_epidemies"]["cible"])
-    )
-    rem = pd.to_numeric(pl["criteres_remplis"], errors="coerce").astype("Float64")
-    tot = pd.to_numeric(pl["criteres_total"], errors="coerce").astype("Float64")
-    okp = rem.notna() & tot.notna() & (tot > 0)
-    pct = (rem / tot.where(okp) * 100).astype("Float64")
-    metp = _mask(rem * 100 >= pl["_cible"] * tot)
-    pl["statut"] = np.where(~_mask(okp), NON_EVALUABLE, np.where(metp, ATTEINT, NON_ATTEINT))
-    pl["valeur_num"] = pct
-    pl["valeur"] = pct.map(lambda x: stats.format_machine(round(x, 2)), na_action="ignore").astype("string")
-    pl["cible"] = pl["_cible"].map(lambda v: _pct_text(v, at_least=v < 100))
-    pl["annee_donnee"] = pd.Series(annee, index=pl.index, dtype="Int64").where(_mask(okp))
-    pl["commentaire"] = pd.Series(
-        [
-            f"{stats.format_fr_number(x)} critères remplis sur {stats.format_fr_number(y)}"
-            if pd.notna(x) and pd.notna(y)
-            else f"aucune grille d'autoévaluation en {annee}"
-            for x, y in zip(rem, tot)
-        ],
-        index=pl.index,
-        dtype="string",
-    )
-    parts.append(pl)
-    return pd.concat(parts, ignore_index=True)
-
-
-_BUILDERS = {
-    "certification": _certification,
-    "lettre_liaison": _lettre_liaison,
-    "signalement_esin": _signalement_esin,
-    "prevention_ias": _prevention_ias,
-}
-
-
-def _empty_suivi() -> pd.DataFrame:
-    return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in ALL_COLUMNS})
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    """Types de sortie stables (texte ``string``, entiers ``Int64``, nombres ``Float64``)."""
     df = df.copy()
     for c in df.columns:
         t = _DTYPES.get(c)
@@ -509,26 +349,13 @@ def _typed(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
-def _indicator_label(rules: dict, engagement: str, indicator: str) -> str:
-    inds = rules["engagements"][engagement]["indicateurs"]
-    if indicator in inds:
-        return str(inds[indicator].get("libelle", indicator))
-    for base, cfg in inds.items():
-        if indicator.startswith(base + "_"):
-            suffix = indicator[len(base) + 1 :]
-            suffix = suffix.upper() if base == "score_qls" else suffix.replace("_", " ")
-            return f"{cfg.get('libelle', base)} ({suffix})"
-    return indicator
+def _empty_suivi() -> pd.DataFrame:
+    return pd.DataFrame({c: pd.Series(dtype=_DTYPES[c]) for c in ALL_COLUMNS})
 
 
-def compute_suivi(data: dict, rules: dict, annee: int, region) -> pd.DataFrame:
-    """Suivi des engagements de l'année N pour la région.
-
-    Colonnes du contrat d'abord : ``finess_geo, raison_sociale, engagement, indicateur, valeur,
-    cible, statut`` ; puis ``libelle_engagement, libelle_indicateur, secteur, annee_donnee,
-    valeur_num, ic_bas, ic_haut, position_cible, evolution, cible_source, commentaire``. Triées par
-    (finess_geo, engagement, indicateur).
-    """
+def compute_suivi(data: dict, rules: Rules, annee: int, region) -> pd.DataFrame:
+    """Suivi des engagements de l'année N pour la région (colonnes du contrat d'abord, puis
+    ``EXTRA_COLUMNS``), trié par (finess_geo, engagement, indicateur)."""
     annee = int(annee)
     etabs = region_establishments(data, region)
     fol = followed_engagements(data, rules, annee, region)
@@ -536,34 +363,14 @@ def compute_suivi(data: dict, rules: dict, annee: int, region) -> pd.DataFrame:
         return _empty_suivi()
     frames = []
     for engagement, sub in fol.groupby("engagement", sort=True):
-        builder = _BUILDERS.get(str(engagement))
-        if builder is None:
-            continue
-        df = builder(data, rules, annee, sub.reset_index(drop=True), etabs)
-        df["engagement"] = str(engagement)
-        # Spécificités exclues : non concerné (valeurs gardées pour information)
-        excl = list(rules["engagements"][str(engagement)].get("specificites_exclues") or [])
-        spec = df[["finess_geo"]].merge(etabs[["finess_geo", "specificite"]], on="finess_geo", how="left")
-        spec = spec["specificite"].astype("string")
-        nc = _mask(spec.isin(excl)).to_numpy()
-        if nc.any():
-            df.loc[nc, "statut"] = NON_CONCERNE
-            df.loc[nc, "commentaire"] = "non concerné (spécificité " + spec[nc].astype(str).to_numpy() + ")"
-        if "_cible_illisible" in df.columns:
-            bad = _mask(pd.Series(df["_cible_illisible"], index=df.index, dtype="boolean")).to_numpy()
-            if bad.any():
-                prev = df.loc[bad, "commentaire"].astype("string").fillna("")
-                df.loc[bad, "commentaire"] = (
-                    prev.where(prev == "", prev + " ; ") + "cible du CPOM illisible, cible par défaut appliquée"
-                ).to_numpy()
-        df["libelle_engagement"] = str(rules["engagements"][str(engagement)].get("libelle", engagement))
-        frames.append(_typed(df.reindex(columns=[c for c in ALL_COLUMNS if c != "raison_sociale"])))
+        engagement = str(engagement)
+        sub = sub.reset_index(drop=True)
+        for code, ind in rules.engagements[engagement].indicateurs.items():
+            df = _indicator_rows(data, rules, annee, engagement, code, ind, sub, etabs)
+            df["engagement"] = engagement
+            df["libelle_engagement"] = rules.engagements[engagement].libelle
+            frames.append(_typed(df.reindex(columns=[c for c in ALL_COLUMNS if c != "raison_sociale"])))
     out = pd.concat(frames, ignore_index=True)
-    labels = {
-        (e, i): _indicator_label(rules, e, i)
-        for e, i in out[["engagement", "indicateur"]].drop_duplicates().itertuples(index=False)
-    }
-    out["libelle_indicateur"] = [labels[(e, i)] for e, i in zip(out["engagement"], out["indicateur"])]
     out = out.merge(etabs[["finess_geo", "raison_sociale"]], on="finess_geo", how="left")
     out = _typed(out[ALL_COLUMNS])
     out["cible"] = out["cible"].fillna("")
@@ -577,22 +384,11 @@ def summarise_suivi(suivi_df: pd.DataFrame) -> pd.DataFrame:
     ``part_atteinte`` (en %) = ``atteint / (atteint + non_atteint)`` : parmi les lignes évaluables,
     hors ``non_evaluable``, ``non_concerne`` et ``sans_cible`` ; manquante sans ligne évaluable.
     """
-    cols = [
-        "engagement",
-        "indicateur",
-        "n_suivis",
-        "n_evaluables",
-        "n_atteints",
-        "n_non_atteints",
-        "n_non_evaluables",
-        "n_non_concernes",
-        "n_sans_cible",
-        "part_atteinte",
-    ]
+    cols = ["engagement", "indicateur", "libelle_indicateur", "n_suivis", "n_evaluables", "n_atteints",
+            "n_non_atteints", "n_non_evaluables", "n_non_concernes", "n_sans_cible", "part_atteinte"]
     if suivi_df is None or suivi_df.empty:
-        return pd.DataFrame({c: pd.Series(dtype="string" if c in cols[:2] else "Int64") for c in cols}).astype(
-            {"part_atteinte": "Float64"}
-        )
+        out = pd.DataFrame({c: pd.Series(dtype="string" if c in cols[:3] else "Int64") for c in cols})
+        return out.astype({"part_atteinte": "Float64"})
     counts = pd.crosstab([suivi_df["engagement"], suivi_df["indicateur"]], suivi_df["statut"])
     counts = counts.reindex(columns=list(STATUTS), fill_value=0)
     out = pd.DataFrame(
@@ -609,5 +405,8 @@ def summarise_suivi(suivi_df: pd.DataFrame) -> pd.DataFrame:
     ev = out["n_evaluables"].astype("Float64")
     out["part_atteinte"] = (out["n_atteints"].astype("Float64") / ev.where(ev > 0) * 100).astype("Float64")
     out = out.reset_index().sort_values(["engagement", "indicateur"], kind="mergesort")
-    out = out.astype({"engagement": "string", "indicateur": "string"})
+    labels = suivi_df.drop_duplicates(["engagement", "indicateur"]).set_index(["engagement", "indicateur"])
+    out["libelle_indicateur"] = [labels.at[(e, i), "libelle_indicateur"] for e, i in zip(out["engagement"],
+                                                                                       out["indicateur"])]
+    out = out.astype({"engagement": "string", "indicateur": "string", "libelle_indicateur": "string"})
     return out[cols].reset_index(drop=True)

@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..reading.cleaning import read_processed
 from ..reading.regions import region_label
-from ..rules.loader import load_rules
+from ..rules.model import Rules, load_rules
 
 
 @dataclass
@@ -22,7 +22,7 @@ class Context:
     annee: int
     region: str
     tables: dict[str, pd.DataFrame]
-    rules: dict
+    rules: Rules
     out_dir: Path
     processed_dir: Path
     data_dir: Path
@@ -42,9 +42,21 @@ class Context:
         e = self.tables["etablissements"]
         return e[e["region"] == self.region]
 
-    def read_output(self, name: str) -> pd.DataFrame:
-        """Relit une sortie CSV déjà écrite par un notebook précédent (types texte)."""
-        return pd.read_csv(self.out_dir / name, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+    def results(self):
+        """Résultats de la région déjà calculés par les notebooks 02 à 04 (jamais recalculés).
+
+        Notebook lancé seul (sans les précédents) : les étapes manquantes sont calculées ici, une fois."""
+        from ..indicators import results as R
+
+        meta = self.out_dir / R.RESULTS_DIR / "meta.json"
+        done = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
+        if "annees" not in done:
+            R.run_ciblage(self)
+        if "mode_veille" not in done:
+            R.run_suivi(self)
+        if "entonnoirs" not in done:
+            R.run_tendances(self)
+        return R.load_results(self.out_dir)
 
 
 def load_context(

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
 import sys
@@ -23,6 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..reading.readers import InputError
+
+log = logging.getLogger("analysis")
 
 PACKAGE_DIR = Path(__file__).resolve().parents[1]
 PROJECT_DIR = PACKAGE_DIR.parents[1]
@@ -36,7 +39,6 @@ NOTEBOOKS = [
 ]
 KERNEL_NAME = "cpom-qualite"
 FICTIF_MARKER = "DONNEES_FICTIVES.txt"
-ANNUAL_SOURCES = ("esin", "activite", "qls", "formation", "audits", "plan_epidemies")
 
 
 @dataclass
@@ -61,7 +63,7 @@ class Progress:
 
     def say(self, msg: str) -> None:
         if not self.quiet:
-            print(f"[{time.perf_counter() - self.t0:6.1f} s] {msg}", file=sys.stderr, flush=True)
+            log.info("[%6.1f s] %s", time.perf_counter() - self.t0, msg)
 
     def timed(self, name: str):
         prog = self
@@ -152,17 +154,26 @@ def up_to_date(params: Params) -> tuple[bool, str, dict]:
 # Parameters resolved from data
 
 
-def resolve_year(tables: dict, annee: int | None) -> int:
-    years = []
-    for src in ANNUAL_SOURCES:
-        if src in tables and len(tables[src]):
-            years.append(int(tables[src]["annee"].max()))
+def resolve_year(tables: dict, annee: int | None, rules=None) -> int:
+    """Année demandée, sinon la dernière année des sources annuelles déclarées (données datées à défaut)."""
     if annee is not None:
         return int(annee)
+    years = []
+    dated = []
+    for name, df in tables.items():
+        if name in ("etablissements", "engagements") or df is None or not len(df):
+            continue
+        if "annee" in df.columns:
+            years.append(int(df["annee"].max()))
+    if rules is not None:
+        for _, _, ind in rules.indicators():
+            df = tables.get(ind.source)
+            if ind.date and df is not None and len(df):
+                dated.append(int(df[ind.date].dt.year.max()))
     if years:
         return max(years)
-    if "certification" in tables and len(tables["certification"]):
-        return int(tables["certification"]["date_decision"].dt.year.max())
+    if dated:
+        return max(dated)
     raise InputError("Aucune donnée annuelle trouvée : précisez l'année du rapport avec ANNEE=….")
 
 
@@ -268,7 +279,7 @@ class NotebookKernel:
     notebook affiche ses avertissements comme dans un noyau neuf.
     """
 
-    WARM_UP = "import analysis.context, analysis.figures, analysis.report"
+    WARM_UP = "import analysis.orchestration.context, analysis.publishing.figures, analysis.publishing.report"
 
     def __init__(self) -> None:
         self.km = None
@@ -398,22 +409,15 @@ def _versions() -> dict:
 
 
 def _git_commit() -> str | None:
-    head = PROJECT_DIR / ".git" / "HEAD"
+    """Commit du code (``git rev-parse HEAD``), ``None`` hors d'un dépôt git ou sans git."""
+    import subprocess
+
     try:
-        ref = head.read_text().strip()
-        if ref.startswith("ref: "):
-            p = PROJECT_DIR / ".git" / ref[5:]
-            if p.is_file():
-                return p.read_text().strip()
-            packed = PROJECT_DIR / ".git" / "packed-refs"
-            if packed.is_file():
-                for line in packed.read_text().splitlines():
-                    if line.endswith(ref[5:]):
-                        return line.split()[0]
-            return None
-        return ref
-    except OSError:
+        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=PROJECT_DIR, capture_output=True, text=True,
+                             timeout=10, check=False)
+    except (OSError, subprocess.SubprocessError):
         return None
+    return out.stdout.strip() or None if out.returncode == 0 else None
 
 
 def clean_inputs(params: Params, rules: dict, progress: Progress):
@@ -445,14 +449,14 @@ def prepare(params: Params, progress: Progress) -> Prepared:
     rules = load_rules(params.rules)
     progress.say(f"Lecture des données de « {params.data_dir} »…")
     result = clean_inputs(params, rules, progress)
-    annee = resolve_year(result.tables, params.annee)
+    annee = resolve_year(result.tables, params.annee, rules)
     fictif = (params.data_dir / FICTIF_MARKER).is_file()
     progress.say(
         f"{sum(f.lignes_lues for f in result.files)} lignes lues, {len(result.rejects)} rejet(s) ; "
         f"rapport {annee}{' (données fictives)' if fictif else ''}."
     )
     # The cleaned tables depend on the inputs, the rules and the code only (not on year/region).
-    key = json.dumps([[f.fichier, f.sha256] for f in result.files] + [rules["_sha256"], code_fingerprint()])
+    key = json.dumps([[f.fichier, f.sha256] for f in result.files] + [rules.sha256, code_fingerprint()])
     digest = _sha_bytes(key.encode())[:16]
     processed = params.processed_dir / digest
     if not (processed / "fichiers.parquet").is_file():
@@ -462,6 +466,10 @@ def prepare(params: Params, progress: Progress) -> Prepared:
         _write_json(tmp_proc / "lecture.json", {"avertissements": result.warnings,
                                                  "sources_absentes": result.absent_sources,
                                                  "fichiers_ignores": result.ignored_files})
+        # les octets des règles validées, lus une seule fois : les notebooks appliquent exactement
+        # les règles dont le manifeste donne l'empreinte, même si le fichier change pendant l'exécution
+        (tmp_proc / "regles").mkdir()
+        (tmp_proc / "regles" / rules.name).write_text(rules.text, encoding="utf-8")
         try:
             os.replace(tmp_proc, processed)
         except OSError:  # written meanwhile by a parallel run: identical content
@@ -508,22 +516,22 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 "data_dir": str(params.data_dir.resolve()),
                 "processed_dir": str(prep.processed.resolve()),
                 "out_dir": str(tmp.resolve()),
-                "rules": str(Path(rules["_chemin"]).resolve()),
+                "rules": str((prep.processed / "regles" / rules.name).resolve()),
                 "fictif": bool(prep.fictif),
             }
             outputs.write_csv(result.rejects, tmp / "rejets.csv")
             finish_fiches = None
-            if params.fiches:
-                # the sheets depend on the cleaned tables only: rendered meanwhile when possible
-                finish_fiches = _start_fiches(tmp, result.tables, rules, annee, region, prep.fictif,
-                                              params, progress, pool)
             for i, nb in enumerate(NOTEBOOKS, start=1):
                 progress.say(f"[{region}] Notebook {i}/{len(NOTEBOOKS)} : {nb}…")
                 with progress.timed("notebooks"):
                     run_notebook(nb, tmp / "notebooks" / nb, nb_params, cwd=tmp, kernel=kernel)
+                if nb == NOTEBOOKS[3] and params.fiches:
+                    # les fiches relisent les résultats des notebooks 02 à 04 ; rendues pendant le rapport
+                    finish_fiches = _start_fiches(tmp, result.tables, rules, annee, region, prep.fictif,
+                                                  params, progress, pool)
             if release_kernel:
                 kernel.stop()
-            _render_all(tmp, rules, annee, region, prep.fictif, progress)
+            _render_all(tmp, rules, result, annee, region, prep.fictif, progress)
             if finish_fiches is not None:
                 finish_fiches()
         _write_manifest(tmp, params, rules, result, annee, region, prep.fictif, digest, progress)
@@ -538,13 +546,17 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     return final
 
 
-_POOL_STATE: dict = {}
+_WORKER: dict = {}
+
+
+def _init_region_worker(params, prep, digest) -> None:
+    """Initialisation d'un processus de région (arguments transmis une fois, par fork)."""
+    _WORKER.update(params=params, prep=prep, digest=digest)
 
 
 def _region_worker(region: str) -> tuple[str, str, dict]:
-    st = _POOL_STATE
-    progress = Progress(quiet=st["params"].quiet)
-    path = build_region(st["params"], st["prep"], region, st["digest"], progress)
+    progress = Progress(quiet=_WORKER["params"].quiet)
+    path = build_region(_WORKER["params"], _WORKER["prep"], region, _WORKER["digest"], progress)
     return region, str(path), progress.timings
 
 
@@ -588,6 +600,7 @@ def build_report(params: Params) -> list[Path]:
             regions = [resolve_region(prep.result.tables, params.region)]
 
         if parallel_regions and len(regions) > 1:
+            import concurrent.futures
             import multiprocessing as mp
             from dataclasses import replace
 
@@ -595,16 +608,15 @@ def build_report(params: Params) -> list[Path]:
             # use one process each
             sizes = prep.result.tables["etablissements"]["region"].value_counts()
             order = sorted(regions, key=lambda r: (-int(sizes.get(r, 0)), r))
-            _POOL_STATE.update(params=replace(params, jobs=1), prep=prep, digest=digest)
             done: dict[str, Path] = {}
-            try:
-                with mp.get_context("fork").Pool(params.jobs) as rpool:
-                    for region, path, timings in rpool.imap_unordered(_region_worker, order):
-                        done[region] = Path(path)
-                        for k, v in timings.items():
-                            progress.timings[k] = progress.timings.get(k, 0.0) + v
-            finally:
-                _POOL_STATE.clear()
+            with concurrent.futures.ProcessPoolExecutor(
+                params.jobs, mp_context=mp.get_context("fork"), initializer=_init_region_worker,
+                initargs=(replace(params, jobs=1), prep, digest),
+            ) as rpool:
+                for region, path, timings in rpool.map(_region_worker, order):
+                    done[region] = Path(path)
+                    for k, v in timings.items():
+                        progress.timings[k] = progress.timings.get(k, 0.0) + v
             finals = [done[r] for r in regions]
         else:
             for i, region in enumerate(regions):
@@ -621,9 +633,8 @@ def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
 
 
-def _render_all(tmp, rules, annee, region, fictif, progress) -> None:
-    import pandas as pd
-
+def _render_all(tmp, rules, result, annee, region, fictif, progress) -> None:
+    from ..indicators.results import load_results
     from ..publishing import excel
 
     from ..publishing import render
@@ -639,23 +650,10 @@ def _render_all(tmp, rules, annee, region, fictif, progress) -> None:
         )
         render.html_to_pdf(html, tmp / "rapport_annuel.pdf")
 
-    def _read(name: str) -> pd.DataFrame:
-        # identifiers stay text (leading zeros); a column made only of numbers is stored as numbers
-        df = pd.read_csv(tmp / name, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
-        for col in df.columns:
-            if col in ("finess_geo", "finess_ej", "departement", "region", "valeur", "cible"):
-                continue
-            num = pd.to_numeric(df[col].where(df[col] != ""), errors="coerce")
-            if len(df) and num.notna().sum() == (df[col] != "").sum():
-                df[col] = num
-        return df
-
-    ciblage, suivi, rejets = _read("ciblage.csv"), _read("suivi_engagements.csv"), _read("rejets.csv")
+    # classeur tiré des résultats typés (Parquet) : les nombres restent des nombres
     with progress.timed("xlsx"):
-        excel.write_cpom_xlsx(
-            tmp / f"cpom_{region}_{annee}.xlsx",
-            {"ciblage": ciblage, "suivi_engagements": suivi, "rejets": rejets},
-        )
+        sheets, decimals = excel.results_sheets(load_results(tmp), result.rejects, rules)
+        excel.write_cpom_xlsx(tmp / f"cpom_{region}_{annee}.xlsx", sheets, decimals)
 
 
 def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, pool):
@@ -663,13 +661,14 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
 
     Avec ``pool`` les PDF sont produits en arrière-plan (pendant les notebooks) ; sans pool, ils le
     sont à l'appel de la fonction renvoyée, dans ce processus."""
+    from ..indicators.results import load_results
     from ..publishing import fiches
     from ..publishing import fiches_data
     from ..reading.regions import region_label
 
     label = region_label(region)
     t0 = time.perf_counter()
-    data = fiches_data.build_fiches(tables, rules, annee, region)
+    data = fiches_data.build_fiches(tables, rules, annee, region, load_results(tmp))
     t_data = time.perf_counter() - t0
     progress.timings["fiches_donnees"] = progress.timings.get("fiches_donnees", 0.0) + t_data
     progress.say(f"Fiches établissement : {len(data)} à produire…")
@@ -717,9 +716,10 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
             "donnees_fictives": fictif,
         },
         "regles": {
-            "fichier": rules["_chemin"],
-            "version": rules.get("version"),
-            "sha256": rules["_sha256"],
+            "fichier": rules.name,
+            "chemin": str(rules.path) if rules.path else None,
+            "version": rules.version,
+            "sha256": rules.sha256,
         },
         "entrees": [asdict(f) for f in result.files],
         "sources_absentes": result.absent_sources,

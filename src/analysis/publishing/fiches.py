@@ -105,49 +105,6 @@ STATUTS: dict[str, tuple[str, str]] = {
     "non_concerne": ("–", "Non concerné"),
     "sans_cible": ("○", "Sans cible"),
 }
-RISQUES = {
-    "infectieux": "Risque infectieux",
-    "management_qualite": "Management de la qualité",
-    "rupture_parcours": "Rupture de parcours",
-}
-ENGAGEMENTS = {
-    "certification": "Certification HAS",
-    "lettre_liaison": "Lettre de liaison à la sortie",
-    "signalement_esin": "Signalement des événements indésirables (e-SIN)",
-    "prevention_ias": "Prévention des infections associées aux soins",
-}
-INDICATEURS = {
-    "niveau_certification": "Niveau de certification en vigueur",
-    "score_qls_mco": "Qualité de la lettre de liaison — MCO",
-    "score_qls_ssr": "Qualité de la lettre de liaison — SMR",
-    "score_qls_smr": "Qualité de la lettre de liaison — SMR",
-    "score_qls_psy": "Qualité de la lettre de liaison — PSY",
-    "responsable_connecte": "Responsable e-SIN connecté",
-    "signalements": "Signalements e-SIN",
-    "taux_formes": "Personnels formés à la prévention des IAS",
-    "audits_precautions": "Audits sur les précautions standard et complémentaires",
-    "conformite_plan_epidemies": "Conformité du plan de maîtrise des épidémies",
-}
-CATEGORIES_PERSONNEL = {
-    "medical": "médical",
-    "paramedical": "paramédical",
-    "ash": "agents de service hospitalier",
-    "administratif": "administratif",
-    "autre": "autres personnels",
-}
-STATUTS_JURIDIQUES = {
-    "public": "Public",
-    "prive_non_lucratif": "Privé non lucratif",
-    "prive_lucratif": "Privé lucratif",
-}
-ETATS_PLAN = {
-    "a_faire": "À faire",
-    "en_cours": "En cours",
-    "realise": "Réalisé",
-    "abandonne": "Abandonné",
-}
-
-
 # --------------------------------------------------------------------------- mise en forme
 
 
@@ -156,25 +113,6 @@ def _text(value: Any) -> str:
         return MISSING
     text = str(value).strip()
     return text if text else MISSING
-
-
-def _label(value: Any, labels: Mapping[str, str]) -> str:
-    if is_missing(value):
-        return MISSING
-    key = str(value).strip()
-    return labels.get(key, labels.get(key.lower(), key)) or MISSING
-
-
-def _indic_label(code: Any) -> str:
-    if is_missing(code):
-        return MISSING
-    key = str(code).strip()
-    if key in INDICATEURS:
-        return INDICATEURS[key]
-    if key.startswith("taux_formes_"):
-        cat = key[len("taux_formes_"):]
-        return f"{INDICATEURS['taux_formes']} — {CATEGORIES_PERSONNEL.get(cat, cat.replace('_', ' '))}"
-    return key
 
 
 def _fmt_value(value: Any, unite: str | None = None) -> str:
@@ -234,7 +172,7 @@ def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
 
     lits = fiche.get("lits")
     ciblage = [
-        {"risque": _label(c.get("risque"), RISQUES), "motif": _text(c.get("motif"))}
+        {"risque": _text(c.get("risque")), "motif": _text(c.get("motif"))}
         for c in _as_list(fiche.get("ciblage"))
     ]
 
@@ -254,9 +192,10 @@ def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
                     years.add(y)
             code = "" if is_missing(i.get("statut")) else str(i.get("statut")).strip()
             symbole, label = STATUTS.get(code, ("", code.replace("_", " ") or MISSING))
+            label = _text(i.get("statut_libelle")) if i.get("statut_libelle") else label
             indics.append(
                 {
-                    "indicateur": _indic_label(i.get("indicateur")),
+                    "indicateur": _text(i.get("indicateur")),
                     "valeur": _fmt_value(i.get("valeur"), unite),
                     "cible": "" if is_missing(i.get("cible")) else _fmt_value(i.get("cible"), unite),
                     "statut_code": code if code in STATUTS else "autre",
@@ -268,7 +207,7 @@ def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
         periode = e.get("periode")
         engagements.append(
             {
-                "engagement": _label(e.get("engagement"), ENGAGEMENTS),
+                "engagement": _text(e.get("engagement")),
                 "periode": None if is_missing(periode) or not str(periode).strip() else str(periode),
                 "indicateurs": indics,
             }
@@ -280,12 +219,12 @@ def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
         code = "" if is_missing(p.get("statut")) else str(p.get("statut")).strip()
         plans.append(
             {
-                "engagement": _label(p.get("engagement"), ENGAGEMENTS),
+                "engagement": _text(p.get("engagement")),
                 "action": _text(p.get("action")),
                 "pilote": _text(p.get("pilote")),
                 "echeance": fmt_date(p.get("echeance")),
-                "statut": ETATS_PLAN.get(code, code or MISSING),
-                "statut_code": code if code in ETATS_PLAN else "autre",
+                "statut": _text(p.get("statut_libelle")) if p.get("statut_libelle") else (code or MISSING),
+                "statut_code": code if code in ("a_faire", "en_cours", "realise", "abandonne") else "autre",
             }
         )
 
@@ -313,7 +252,7 @@ def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
         "raison_sociale": _text(fiche.get("raison_sociale")),
         "departement": _text(fiche.get("departement")),
         "categorie": _text(fiche.get("categorie")),
-        "statut": _label(fiche.get("statut"), STATUTS_JURIDIQUES),
+        "statut": _text(fiche.get("statut")),
         "lits": MISSING if is_missing(lits) else fmt_num(lits),
         "activites": activites_txt,
         "ciblage": ciblage,

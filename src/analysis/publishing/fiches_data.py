@@ -1,36 +1,21 @@
-"""Contenu des fiches établissement (un ``dict`` par établissement, schéma de :mod:`analysis.fiches`).
+"""Contenu des fiches établissement (un ``dict`` par établissement, schéma de :mod:`analysis.publishing.fiches`).
 
-Tout vient des mêmes fonctions que le rapport : ciblage et suivi de l'année N, historique des
-indicateurs sur les trois années précédentes (calculé en mode veille, pour que l'historique existe
-même avant la signature d'un engagement), plans d'actions et expérience patient.
+Tout vient des résultats déjà calculés par les notebooks (:class:`analysis.indicators.results.Results`) :
+ciblage et suivi de l'année N, historique des indicateurs sur les trois années précédentes (calculé en
+mode veille, pour que l'historique existe même avant la signature d'un engagement). Les libellés
+viennent du fichier de règles et les valeurs du formateur unique : une fiche affiche les mêmes textes
+que le rapport (``valeur_texte``, ``cible``, libellés d'indicateurs, d'engagements et de risques).
 """
 
 from __future__ import annotations
 
 import pandas as pd
 
-from ..indicators import ciblage as cib
-from ..indicators import suivi as sv
+from ..indicators.engine import region_establishments
+from ..indicators.suivi import display_value
+from .fmt import is_missing
 
-PCT_INDICATORS_PREFIX = ("score_qls", "taux_formes", "conformite_plan_epidemies")
 HISTORY_YEARS = 3
-
-
-def _unit(indicateur: str) -> str | None:
-    return "%" if str(indicateur).startswith(PCT_INDICATORS_PREFIX) else None
-
-
-def _value(row) -> object:
-    v = row.get("valeur")
-    if isinstance(v, str) and v in ("oui", "non"):
-        return v == "oui"
-    num = row.get("valeur_num")
-    if num is not None and not pd.isna(num):
-        return float(num)
-    v = row.get("valeur")
-    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA or v == "":
-        return None
-    return str(v)
 
 
 def _truthy(v) -> bool:
@@ -45,8 +30,7 @@ def _restrict(frame: pd.DataFrame | None, finess: set) -> pd.DataFrame | None:
 
 
 def _group_records(records: list[dict], key: str) -> dict:
-    """``{k: g.to_dict("records") for k, g in frame.groupby(key, sort=False)}`` on records:
-    groups in order of first appearance, rows in their order, missing keys left out."""
+    """Records grouped by ``key`` in order of first appearance, missing keys left out."""
     out: dict = {}
     for r in records:
         k = r[key]
@@ -57,35 +41,29 @@ def _group_records(records: list[dict], key: str) -> dict:
 
 
 def _records_by(frame: pd.DataFrame | None, key: str = "finess_geo") -> dict:
-    """Records of ``frame`` by ``key`` (one ``to_dict`` for the whole table instead of one per group)."""
     if frame is None or not len(frame):
         return {}
     return _group_records(frame.to_dict("records"), key)
 
 
-def build_fiches(tables: dict, rules: dict, annee: int, region: str) -> list[dict]:
-    etabs = cib.region_establishments(tables, region).sort_values("finess_geo", kind="mergesort")
-    ciblage = cib.compute_ciblage(tables, rules, annee, region)
-    suivi = sv.compute_suivi(tables, rules, annee, region)
+def _none(v):
+    return None if is_missing(v) else v
 
-    # History: indicator values of the previous years, whatever the engagements then in force.
-    veille = {k: v for k, v in tables.items() if k != "engagements"}
-    # Establishments without an engagement in force still get their indicators, for information.
-    suivi_veille = sv.compute_suivi(veille, rules, annee, region) if "engagements" in tables else suivi
-    hist_frames = []
-    for y in range(annee - HISTORY_YEARS, annee):
-        h = sv.compute_suivi(veille, rules, y, region)
-        if len(h):
-            h = h[["finess_geo", "indicateur", "valeur", "valeur_num"]].copy()
-            h["annee"] = y
-            hist_frames.append(h)
-    history: dict[tuple[str, str], dict[int, object]] = {}
-    if hist_frames:
-        hist = pd.concat(hist_frames, ignore_index=True)
-        for r in hist.to_dict("records"):
-            v = _value(r)
-            if v is not None:
-                history.setdefault((r["finess_geo"], r["indicateur"]), {})[int(r["annee"])] = v
+
+def build_fiches(tables: dict, rules, annee: int, region: str, results) -> list[dict]:
+    """Une fiche par établissement de la région, à partir des résultats persistés ``results``."""
+    etabs = region_establishments(tables, region).sort_values("finess_geo", kind="mergesort")
+    ciblage, suivi, suivi_veille = results.ciblage, results.suivi, results.suivi_veille
+
+    # History: displayed values of the previous years, with the formatter of the report.
+    history: dict[tuple[str, str], dict[int, str]] = {}
+    hist = results.suivi_historique
+    if len(hist):
+        hist = hist[hist["annee"].between(annee - HISTORY_YEARS, annee - 1)]
+        for r in hist[["finess_geo", "indicateur", "annee", "valeur_texte", "valeur_num", "valeur"]].to_dict("records"):
+            if is_missing(r["valeur"]) or r["valeur"] == "":
+                continue
+            history.setdefault((r["finess_geo"], r["indicateur"]), {})[int(r["annee"])] = r["valeur_texte"]
 
     own = set(etabs["finess_geo"].dropna().tolist())
     periods: dict[tuple[str, str], str] = {}
@@ -105,57 +83,65 @@ def build_fiches(tables: dict, rules: dict, annee: int, region: str) -> list[dic
     if es is not None and len(es):
         es = es.sort_values(["annee", "secteur"], kind="mergesort")
     es_by = _records_by(es)
+    activity_flags = [(col, rules.label("activite", col) if col in rules.model.libelles.get("activite", {})
+                       else col.upper()) for col in ("mco", "ssr", "psy", "had")]
 
     out = []
     for e in etabs.to_dict("records"):
         f = e["finess_geo"]
-        acts = [lab for col, lab in (("mco", "MCO"), ("ssr", "SSR"), ("psy", "PSY"), ("had", "HAD"))
-                if _truthy(e.get(col))]
         fiche = {
             "finess_geo": f,
             "finess_ej": e.get("finess_ej"),
             "raison_sociale": e.get("raison_sociale"),
             "departement": e.get("departement"),
             "categorie": e.get("categorie"),
-            "statut": e.get("statut"),
+            "statut": None if is_missing(e.get("statut")) else rules.value_label("etablissements", "statut", e["statut"]),
             "lits": None if pd.isna(e.get("lits")) else int(e["lits"]),
-            "activites": acts,
-            "specificite": e.get("specificite"),
+            "activites": [lab for col, lab in activity_flags if _truthy(e.get(col))],
+            "specificite": None if is_missing(e.get("specificite")) else
+            rules.value_label("etablissements", "specificite", e["specificite"]),
             "ciblage": [],
             "engagements": [],
             "plans_actions": [],
         }
         if f in cib_by:
-            fiche["ciblage"] = [{"risque": r["risque"], "motif": r["motif"]} for r in cib_by[f]]
+            fiche["ciblage"] = [{"risque": rules.label("risque", r["risque"]), "motif": r["motif"]} for r in cib_by[f]]
         rows, signed = (sv_by[f], True) if f in sv_by else (veille_by.get(f), False)
         if rows is not None:
             for engagement, g in _group_records(rows, "engagement").items():
                 inds = []
                 for r in g:
                     inds.append({
-                        "indicateur": r.get("libelle_indicateur") or r["indicateur"],
-                        "valeur": _value(r),
+                        "indicateur": r["libelle_indicateur"],
+                        "code": r["indicateur"],
+                        "valeur": r["valeur_texte"],
                         "cible": r.get("cible") or "",
-                        "unite": _unit(r["indicateur"]),
+                        "unite": None,  # valeurs déjà mises en forme, unité comprise
                         "statut": r["statut"],
+                        "statut_libelle": rules.label("statut", r["statut"]),
                         "historique": history.get((f, r["indicateur"]), {}),
                     })
                 fiche["engagements"].append({
-                    "engagement": engagement,
+                    "engagement": rules.label("engagement", engagement),
+                    "code": engagement,
                     "periode": periods.get((f, engagement)) if signed else "non signé : suivi pour information",
                     "indicateurs": inds,
                 })
         if f in pa_by:
             fiche["plans_actions"] = [
-                {"engagement": r["engagement"], "action": r["action"], "pilote": r.get("pilote"),
-                 "echeance": r.get("echeance"), "statut": r["statut"]}
+                {"engagement": rules.label("engagement", r["engagement"]), "action": r["action"],
+                 "pilote": r.get("pilote"), "echeance": r.get("echeance"),
+                 "statut": r["statut"], "statut_libelle": rules.value_label("plans_actions", "statut", r["statut"])}
                 for r in pa_by[f]
             ]
         if f in es_by:
             fiche["experience_patient"] = [
-                {"annee": int(r["annee"]), "secteur": r["secteur"], "score": r.get("score"),
+                {"annee": int(r["annee"]), "secteur": r["secteur"], "score": _none(r.get("score")),
                  "classement": r.get("classement"), "evolution": r.get("evolution")}
                 for r in es_by[f]
             ]
         out.append(fiche)
     return out
+
+
+__all__ = ["build_fiches", "display_value"]

@@ -437,11 +437,16 @@ def fig_to_svg(fig: Figure, *, close: bool = True) -> str:
     return svg.strip() + "\n"
 
 
-def show(fig: Figure, *, close: bool = True) -> None:
+def show(fig: Figure, *, alt: str | None = None, caption: str | None = None, close: bool = True) -> None:
     """Affiche la figure dans le notebook en SVG (incorporé au HTML puis au PDF).
 
-    Ne renvoie rien (sinon, en dernière ligne de cellule, la figure serait affichée deux fois).
+    ``alt`` : texte alternatif (ce que la figure montre et son message) ; ``caption`` : légende. Les
+    deux voyagent dans les métadonnées de la sortie (``image/svg+xml``), que le modèle du rapport
+    place dans ``alt`` et ``<figcaption>``. Ne renvoie rien (sinon, en dernière ligne de cellule, la
+    figure serait affichée deux fois).
     """
-    from IPython.display import SVG, display
+    from IPython.display import display
 
-    display(SVG(data=fig_to_svg(fig, close=close)))
+    meta = {k: v for k, v in (("alt", alt), ("caption", caption)) if v}
+    display({"image/svg+xml": fig_to_svg(fig, close=close)}, raw=True,
+            metadata={"image/svg+xml": meta} if meta else None)

@@ -40,8 +40,13 @@ __all__ = [
     "fmt_pct",
     "fmt_date",
     "fmt_value",
+    "fmt_shortest",
+    "fmt_pvalue",
+    "fmt_machine",
+    "decimals_for",
+    "fmt_quantity",
+    "fmt_target",
     "french_table",
-    "display_table",
 ]
 
 
@@ -143,6 +148,104 @@ def fmt_value(value: Any) -> str:
     return str(value)
 
 
+def fmt_shortest(value: Any) -> str:
+    """Écriture la plus courte, sans zéros inutiles : ``20.0`` -> ``"20"``, ``0.025`` -> ``"0,025"``."""
+    if is_missing(value):
+        return MISSING
+    x = float(value)
+    text = np.format_float_positional(round(x, 10), trim="-")
+    decimals = len(text.partition(".")[2])
+    return fmt_dec(x, decimals)
+
+
+def fmt_pvalue(p: Any) -> str:
+    """Probabilité : ``"p = 0,0004"``, ``"p < 0,0001"``."""
+    if is_missing(p):
+        return MISSING
+    if float(p) < 0.0001:
+        return "p < 0,0001"
+    return "p = " + fmt_dec(p, 4)
+
+
+def fmt_machine(x: Any) -> str:
+    """Nombre lisible par une machine (point décimal, sans zéros inutiles) : ``18.0`` -> ``"18"``.
+
+    Booléen -> ``oui`` / ``non`` ; manquant -> ``""``."""
+    if is_missing(x):
+        return ""
+    if isinstance(x, (bool, np.bool_)):
+        return "oui" if x else "non"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    return np.format_float_positional(round(float(x), 6), trim="-")
+
+
+def _rounded(x: float, d: int) -> float:
+    return float(Decimal(repr(x)).quantize(Decimal(1).scaleb(-d), rounding=ROUND_HALF_UP))
+
+
+def decimals_for(value: Any, threshold: Any = None, base: int = 1, maximum: int = 6) -> int:
+    """Décimales d'affichage : ``base``, ou davantage quand l'arrondi ferait passer la valeur de
+    l'autre côté du seuil (ou l'y égaliserait) : 19,95 face à 20 s'écrit « 19,95 », jamais « 20,0 »."""
+    if is_missing(value):
+        return base
+    x = float(value)
+    d = base
+    if threshold is not None and not is_missing(threshold) and not isinstance(threshold, (str, bool)):
+        t = float(threshold)
+        side = (x > t) - (x < t)
+        while d < maximum:
+            r = _rounded(x, d)
+            if (r > t) - (r < t) == side:
+                break
+            d += 1
+    return d
+
+
+def _default_decimals(x: float, unite: str) -> int:
+    if unite == "%":
+        return 1
+    return 0 if float(x).is_integer() else 1
+
+
+def fmt_quantity(value: Any, unite: str = "", *, threshold: Any = None, decimals: int | None = None) -> str:
+    """Valeur d'un indicateur avec son unité : ``fmt_quantity(19.95, "%", threshold=20) == "19,95 %"``.
+
+    Booléen -> oui/non ; texte (niveau) tel quel ; unité autre que % ajoutée après une espace insécable.
+    """
+    if is_missing(value):
+        return MISSING
+    if isinstance(value, (bool, np.bool_)):
+        return "oui" if value else "non"
+    if isinstance(value, str):
+        return value
+    x = float(value)
+    base = _default_decimals(x, unite) if decimals is None else decimals
+    d = decimals_for(x, threshold, base)
+    text = fmt_dec(x, d)
+    if unite == "%":
+        return text + NBSP + "%"
+    return f"{text}{NBSP}{unite}" if unite else text
+
+
+_OP_TEXT = {">=": "≥", ">": ">", "<=": "≤", "<": "<", "==": ""}
+
+
+def fmt_target(operateur: str | None, valeur: Any, unite: str = "", dans: list | None = None) -> str:
+    """Cible lisible : ``≥ 80 %``, ``A ou B``, ``oui`` ; ``100 %`` (au moins 100 % = 100 %)."""
+    if dans:
+        return " ou ".join(str(v) for v in dans)
+    if operateur is None or is_missing(valeur):
+        return ""
+    if isinstance(valeur, (bool, np.bool_)):
+        return "oui" if valeur else "non"
+    text = fmt_shortest(valeur) + ((NBSP + "%") if unite == "%" else (NBSP + unite if unite else ""))
+    if operateur == ">=" and unite == "%" and float(valeur) >= 100:
+        return text
+    op = _OP_TEXT.get(operateur, operateur)
+    return f"{op}{NBSP}{text}" if op else text
+
+
 _DEC_RE = re.compile(r"^(dec|pct|num)(\d)$")
 
 
@@ -228,10 +331,3 @@ def french_table(
         )
     parts.append("</tbody></table>")
     return "".join(parts)
-
-
-def display_table(df: pd.DataFrame, formats=None, **kwargs) -> None:
-    """Affiche ``french_table(df, formats, **kwargs)`` dans un notebook (sortie HTML)."""
-    from IPython.display import HTML, display
-
-    display(HTML(french_table(df, formats, **kwargs)))

@@ -1,59 +1,22 @@
 """Sections du rapport annuel : chaque fonction affiche (HTML et figures SVG) une partie du rapport.
 
-Le notebook ``05_rapport_annuel`` n'appelle que ces fonctions ; toute la mise en forme est ici,
-testable, et tous les chiffres viennent des fonctions de calcul (ciblage, suivi, tendances).
+Les notebooks n'appellent que ces fonctions. Tous les chiffres viennent des résultats déjà calculés
+par les notebooks 02 à 04 (:class:`analysis.indicators.results.Results`) : rien n'est recalculé ici.
+Les libellés viennent du fichier de règles (un seul vocabulaire), les nombres du formateur unique
+(:mod:`analysis.publishing.fmt`) et la prose des gabarits ``templates/rapport/textes/``. Les
+risques, engagements et indicateurs déclarés apparaissent tous, sans code propre à chacun.
 """
 
 from __future__ import annotations
 
 import html
-from dataclasses import dataclass, field
+from functools import lru_cache
 
 import pandas as pd
 
-from ..indicators import ciblage as cib
 from . import figures
-from ..indicators import suivi as sv
-from ..indicators import tendances as td
-from ..orchestration.context import Context
-from .fmt import MISSING, fmt_date, fmt_dec, fmt_num, fmt_pct, french_table
-
-RISQUE_LABELS = {
-    "infectieux": "Risque infectieux",
-    "management_qualite": "Management de la qualité",
-    "rupture_parcours": "Rupture de parcours",
-}
-STATUT_LABELS = {
-    "atteint": "atteint",
-    "non_atteint": "non atteint",
-    "non_evaluable": "non évaluable",
-    "non_concerne": "non concerné",
-    "sans_cible": "sans cible",
-}
-SOURCE_LABELS = {
-    "etablissements": "référentiel des établissements",
-    "activite": "activité (séjours)",
-    "certification": "certification HAS",
-    "qls": "qualité de la lettre de liaison (QLS)",
-    "esin": "signalements e-SIN",
-    "formation": "formation du personnel",
-    "audits": "audits des pratiques",
-    "plan_epidemies": "plan local de maîtrise des épidémies",
-    "engagements": "engagements CPOM signés",
-    "plans_actions": "plans d'actions",
-    "esatis": "expérience patient (e-Satis)",
-}
-SOURCE_CONSEQUENCES = {
-    "activite": "le taux de signalement e-SIN et la règle « faiblement déclarant » ne peuvent pas être calculés ;"
-    " seul le critère « non déclarant » s'applique",
-    "certification": "le risque « management de la qualité » et l'engagement « certification » ne peuvent pas être évalués",
-    "qls": "le risque « rupture de parcours » et l'engagement « lettre de liaison » ne peuvent pas être évalués",
-    "esin": "le risque infectieux et l'engagement « signalement e-SIN » ne peuvent pas être évalués",
-    "formation": "le taux de personnel formé (engagement « prévention des IAS ») n'est pas évaluable",
-    "audits": "l'indicateur « audits sur les précautions » n'est pas évaluable",
-    "plan_epidemies": "la conformité du plan local de maîtrise des épidémies n'est pas évaluable",
-    "engagements": "mode veille : chaque établissement de la région est suivi sur chaque engagement",
-}
+from .fmt import MISSING, fmt_dec, fmt_num, fmt_pct, fmt_quantity, fmt_shortest, fmt_target, french_table, is_missing
+from .render import TEMPLATES_DIR
 
 
 def h(text: object) -> str:
@@ -66,56 +29,93 @@ def show_html(markup: str) -> None:
     display(HTML(markup))
 
 
-@dataclass
-class Results:
-    ciblage: pd.DataFrame
-    suivi: pd.DataFrame
-    tendances: pd.DataFrame
-    historique: pd.DataFrame
-    mouvements: pd.DataFrame
-    annees: list[int]
-    monitoring: bool
-    extra: dict = field(default_factory=dict)
+def heading(level: int, text: str) -> None:
+    """Titre de section généré (risques, engagements déclarés) : repris par le sommaire."""
+    show_html(f"<h{int(level)}>{h(text)}</h{int(level)}>")
 
 
-def compute_results(ctx: Context) -> Results:
-    t, r = ctx.tables, ctx.rules
-    years = [y for y in td.available_years(t, ctx.region) if y <= ctx.annee] or [ctx.annee]
-    hist = cib.ciblage_history(t, r, years, ctx.region)
-    return Results(
-        ciblage=cib.compute_ciblage(t, r, ctx.annee, ctx.region),
-        suivi=sv.compute_suivi(t, r, ctx.annee, ctx.region),
-        tendances=td.compute_tendances(t, r, ctx.region, years),
-        historique=hist,
-        mouvements=cib.ciblage_movements(hist, years),
-        annees=years,
-        monitoring=sv.is_monitoring_mode(t),
-    )
+@lru_cache(maxsize=1)
+def _env():
+    from jinja2 import Environment, FileSystemLoader, select_autoescape
+
+    env = Environment(loader=FileSystemLoader(str(TEMPLATES_DIR / "rapport" / "textes")),
+                      autoescape=select_autoescape(["j2", "html"]), trim_blocks=False, lstrip_blocks=False)
+    env.filters["shortest"] = fmt_shortest
+    env.filters["op_text"] = lambda op: {">=": "supérieur ou égal à", ">": "supérieur à", "<=": "inférieur ou égal à",
+                                         "<": "strictement inférieur à", "==": "égal à"}.get(op, op)
+    return env
+
+
+def text(name: str, **kw) -> str:
+    """Prose du rapport : gabarit ``textes/<name>.html.j2`` (échappé)."""
+    env = _env()
+    rules = kw.get("rules")
+    if rules is not None:
+        env.filters["source_label"] = lambda s: rules.label("source", s)
+        env.filters["specificite_label"] = lambda s: rules.value_label("etablissements", "specificite", s)
+    return env.get_template(f"{name}.html.j2").render(**kw)
+
+
+def _fig(fig, alt: str, caption: str) -> None:
+    figures.show(fig, alt=alt, caption=caption)
 
 
 # ------------------------------------------------------------------------------------------
-# Summary
+# Textes alternatifs des figures (ce que la figure montre et son message, tiré des données)
+
+
+def _series_alt(df: pd.DataFrame, x: str, y: str, hue: str | None, fmtv) -> str:
+    parts = []
+    groups = [(None, df)] if hue is None else list(df.groupby(hue, sort=True))
+    for key, g in groups:
+        g = g.dropna(subset=[y]).sort_values(x)
+        if g.empty:
+            continue
+        first, last = g.iloc[0], g.iloc[-1]
+        name = "" if key is None else f"{key} : "
+        if len(g) == 1:
+            parts.append(f"{name}{fmtv(last[y])} en {int(last[x])}")
+        else:
+            parts.append(f"{name}{fmtv(first[y])} en {int(first[x])}, {fmtv(last[y])} en {int(last[x])}")
+    return " ; ".join(parts)
+
+
+def trend_alt(title: str, df: pd.DataFrame, x: str, y: str, hue: str | None, fmtv) -> str:
+    years = pd.to_numeric(df[x]).dropna().astype(int)
+    span = f"de {years.min()} à {years.max()}" if len(years) else ""
+    return f"Graphique en courbes : {title.lower()}, {span}. " + _series_alt(df, x, y, hue, fmtv) + "."
+
+
+# ------------------------------------------------------------------------------------------
+# Synthèse
 
 
 def _kpi(value: str, label: str) -> str:
     return f'<div class="kpi"><div class="kpi-valeur">{h(value)}</div><div class="kpi-libelle">{h(label)}</div></div>'
 
 
-def synthese(ctx: Context, res: Results) -> None:
-    etabs = ctx.etablissements
-    n = len(etabs)
+def _latest(res, code: str, annee: int):
+    t = res.tendances
+    x = t[(t["indicateur"] == code) & t["valeur_regionale"].notna() & (t["annee"] <= annee)]
+    return x.iloc[-1] if len(x) else None
+
+
+def trend_value(v, unite: str) -> str:
+    if is_missing(v):
+        return MISSING
+    return fmt_quantity(float(v), unite if unite in ("%",) else "", decimals=1 if unite == "%" else
+                        (0 if float(v).is_integer() else 2))
+
+
+def synthese(ctx, res) -> None:
+    rules = ctx.rules
+    n = len(ctx.etablissements)
     c = res.ciblage
     per_risk = c.groupby("risque")["finess_geo"].nunique().to_dict() if len(c) else {}
     n_cibles = c["finess_geo"].nunique() if len(c) else 0
     s = res.suivi
     ev = s[s["statut"].isin(["atteint", "non_atteint"])]
     part = 100.0 * (ev["statut"] == "atteint").mean() if len(ev) else None
-    trend = res.tendances
-    def last(ind):
-        x = trend[(trend["indicateur"] == ind) & trend["valeur_regionale"].notna() & (trend["annee"] <= ctx.annee)]
-        return x.iloc[-1] if len(x) else None
-    qls = [last(f"score_qls_{s_}") for s_ in ("mco", "ssr", "psy")]
-    esin_rate = last("taux_signalement_esin")
     n_read = int(ctx.files["lignes_lues"].sum()) if len(ctx.files) else 0
     kpis = [
         _kpi(fmt_num(n), "établissements dans la région"),
@@ -123,21 +123,8 @@ def synthese(ctx: Context, res: Results) -> None:
         _kpi(fmt_pct(part) if part is not None else MISSING, "des indicateurs évaluables d'engagement atteints"),
         _kpi(fmt_num(len(ctx.rejects)), f"ligne(s) rejetée(s) sur {fmt_num(n_read)} lues"),
     ]
-    parts = [f'<div class="kpis">{"".join(kpis)}</div>']
-    items = []
-    for k, label in RISQUE_LABELS.items():
-        items.append(f"<li><b>{h(label)}</b> : {fmt_num(per_risk.get(k, 0))} établissement(s) ciblé(s)</li>")
-    qtxt = [
-        f"{q['libelle'].replace('Score QLS ', '')} {fmt_pct(q['valeur_regionale'])} (campagne {int(q['annee'])})"
-        for q in qls if q is not None
-    ]
-    if qtxt:
-        items.append("<li>Score moyen de qualité de la lettre de liaison : " + h(" ; ".join(qtxt)) + ".</li>")
-    if esin_rate is not None:
-        items.append(
-            f"<li>Taux régional de signalement e-SIN {int(esin_rate['annee'])} : "
-            f"{h(fmt_dec(esin_rate['valeur_regionale'], 2))} pour 10 000 séjours.</li>"
-        )
+    items = [f"<li><b>{h(r.libelle)}</b> : {fmt_num(per_risk.get(k, 0))} établissement(s) ciblé(s)</li>"
+             for k, r in rules.risques.items()]
     mode = (
         "Aucun fichier d'engagements n'a été fourni : le suivi est présenté en <b>mode veille</b> "
         "(chaque établissement suivi sur chaque engagement)."
@@ -146,36 +133,48 @@ def synthese(ctx: Context, res: Results) -> None:
     )
     items.append(f"<li>{mode}</li>")
     if ctx.absent_sources:
-        items.append(
-            "<li>Sources absentes : " + h(", ".join(SOURCE_LABELS.get(x, x) for x in ctx.absent_sources))
-            + " (voir « Qualité des données »).</li>"
-        )
-    parts.append("<ul class=\"synthese\">" + "".join(items) + "</ul>")
-    show_html("".join(parts))
+        items.append("<li>Sources absentes : " + h(", ".join(rules.label("source", x) for x in ctx.absent_sources))
+                     + " (voir « Qualité des données »).</li>")
+    show_html(f'<div class="kpis">{"".join(kpis)}</div><ul class="synthese">{"".join(items)}</ul>')
+    # Valeurs régionales de l'année (ou de la dernière donnée) de chaque indicateur déclaré
+    rows = []
+    for e, code, ind in rules.indicators():
+        t = res.tendances
+        codes = sorted(set(t.loc[(t["indicateur"] == code) | t["indicateur"].str.startswith(code + "_"), "indicateur"]))
+        for full in codes:
+            last = _latest(res, full, ctx.annee)
+            if last is None:
+                continue
+            rows.append({"libelle": last["libelle"], "annee": int(last["annee"]),
+                         "valeur": trend_value(last["valeur_regionale"], last["unite"]),
+                         "evolution": MISSING if is_missing(last["evolution_annuelle"]) else
+                         fmt_dec(last["evolution_annuelle"], 1) + (" pt" if last["unite"] == "%" else ""),
+                         "ref": MISSING if is_missing(last["annee_reference"]) else str(int(last["annee_reference"]))})
+    if rows:
+        show_html("<p>Valeurs régionales des indicateurs (dernière année disponible) :</p>" + french_table(
+            pd.DataFrame(rows), formats={"annee": "text", "valeur": "text", "evolution": "text", "ref": "text"},
+            labels={"libelle": "Indicateur", "annee": "Année", "valeur": "Valeur régionale",
+                    "evolution": "Évolution", "ref": "par rapport à"},
+            numeric={"valeur", "evolution"}))
 
 
 # ------------------------------------------------------------------------------------------
-# Targeting
+# Ciblage
 
 
-def ciblage_intro(ctx: Context) -> None:
-    r = ctx.rules["ciblage"]
-    rp = r["rupture_parcours"]
-    show_html(
-        "<p>Un établissement est ciblé l'année N sur :</p><ul>"
-        f"<li><b>le risque infectieux</b> s'il n'a fait aucun signalement e-SIN en N (non déclarant), ou si ses "
-        f"signalements sont significativement inférieurs à ce qu'aurait donné le taux régional appliqué à ses séjours "
-        f"(probabilité de Poisson P(X ≤ signalements) &lt; {h(fmt_dec(r['infectieux']['seuil_p_poisson'], 3))}) ;</li>"
-        f"<li><b>le management de la qualité</b> si son niveau de certification en vigueur au 31 décembre N est "
-        f"{h(' ou '.join(r['management_qualite']['niveaux_cibles']))} (non certifié) ;</li>"
-        f"<li><b>la rupture de parcours</b> si un score QLS de sa dernière campagne ({ctx.annee - int(rp['fenetre_annees']) + 1}"
-        f"–{ctx.annee}) est strictement inférieur à {h(fmt_pct(rp['seuil_score_qls'], 0))} (secteurs "
-        f"{h(', '.join(rp['secteurs']))} ; non concernés : {h(', '.join(rp['specificites_exclues']))}).</li></ul>"
-    )
+def ciblage_intro(ctx) -> None:
+    show_html(text("ciblage_regles", rules=ctx.rules, risques=ctx.rules.risques, annee=ctx.annee))
 
 
-def ciblage_risque(ctx: Context, res: Results, risque: str) -> None:
-    c = res.ciblage[res.ciblage["risque"] == risque]
+def ciblage_risques(ctx, ciblage: pd.DataFrame, level: int = 2) -> None:
+    """Une section par risque déclaré (titre, effectif, tableau des établissements ciblés)."""
+    for code, r in ctx.rules.risques.items():
+        heading(level, r.libelle)
+        ciblage_risque(ctx, ciblage, code)
+
+
+def ciblage_risque(ctx, ciblage: pd.DataFrame, risque: str) -> None:
+    c = ciblage[ciblage["risque"] == risque]
     if c.empty:
         show_html(f"<p>Aucun établissement ciblé sur ce risque en {ctx.annee}.</p>")
         return
@@ -184,27 +183,28 @@ def ciblage_risque(ctx: Context, res: Results, risque: str) -> None:
         + french_table(
             c[["departement", "finess_geo", "raison_sociale", "motif"]],
             labels={"departement": "Dép.", "finess_geo": "FINESS", "raison_sociale": "Établissement", "motif": "Motif"},
+            classes="tableau etablissements",
         )
     )
 
 
-def ciblage_mouvements(ctx: Context, res: Results) -> None:
-    m = res.mouvements
-    hist = res.historique
+def ciblage_mouvements(ctx, res) -> None:
+    rules = ctx.rules
+    m, hist = res.mouvements, res.historique
     if hist.empty:
         show_html("<p>Aucun historique de ciblage.</p>")
         return
     counts = hist.groupby(["annee", "risque"])["finess_geo"].nunique().unstack(fill_value=0)
-    counts = counts.reindex(columns=list(RISQUE_LABELS), fill_value=0).reset_index()
+    counts = counts.reindex(columns=list(rules.risques), fill_value=0)
+    counts = counts.reindex(res.annees, fill_value=0).rename_axis("annee").reset_index()
     long = counts.melt(id_vars="annee", var_name="risque", value_name="n")
-    long["risque"] = long["risque"].map(RISQUE_LABELS)
-    figures.show(
-        figures.line_trend(long, "annee", "n", hue="risque", title="Établissements ciblés par risque et par année",
-                           ylabel="établissements")
-    )
+    long["risque"] = long["risque"].map(lambda r: rules.label("risque", r))
+    title = "Établissements ciblés par risque et par année"
+    _fig(figures.line_trend(long, "annee", "n", hue="risque", title=title, ylabel="établissements"),
+         alt=trend_alt(title, long, "annee", "n", "risque", fmt_num), caption=title)
     cur = m[m["annee"] == ctx.annee] if len(m) else m
     if len(cur):
-        cur = cur.assign(risque=cur["risque"].map(RISQUE_LABELS))
+        cur = cur.assign(risque=cur["risque"].map(lambda r: rules.label("risque", r)))
         show_html(
             f"<p>Par rapport à {ctx.annee - 1} : {fmt_num((cur['mouvement'] == 'entrée').sum())} entrée(s) et "
             f"{fmt_num((cur['mouvement'] == 'sortie').sum())} sortie(s) du ciblage.</p>"
@@ -212,6 +212,7 @@ def ciblage_mouvements(ctx: Context, res: Results) -> None:
                 cur[["risque", "mouvement", "departement", "finess_geo", "raison_sociale"]],
                 labels={"risque": "Risque", "mouvement": "Mouvement", "departement": "Dép.", "finess_geo": "FINESS",
                         "raison_sociale": "Établissement"},
+                classes="tableau etablissements",
             )
         )
     else:
@@ -219,79 +220,66 @@ def ciblage_mouvements(ctx: Context, res: Results) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Follow-up
+# Suivi
 
 
-def suivi_synthese(ctx: Context, res: Results) -> None:
+def suivi_synthese(ctx, res) -> None:
+    from ..indicators.suivi import summarise_suivi
+
     s = res.suivi
-    if res.monitoring:
-        show_html(
-            "<p class=\"encadre\">Aucun fichier d'engagements n'a été fourni : <b>mode veille</b>. Chaque "
-            "établissement de la région est suivi sur chaque engagement, comme s'il l'avait signé.</p>"
-        )
+    show_html(text("suivi_intro", monitoring=res.monitoring))
     if s.empty:
         show_html(f"<p>Aucun engagement suivi en {ctx.annee}.</p>")
         return
-    summ = sv.summarise_suivi(s)
-    labels = s.drop_duplicates(["engagement", "indicateur"]).set_index(["engagement", "indicateur"])
-    summ["libelle"] = [
-        labels.loc[(e, i), "libelle_indicateur"] if (e, i) in labels.index else i
-        for e, i in zip(summ["engagement"], summ["indicateur"])
-    ]
-    summ["eng"] = [ctx.rules["engagements"].get(e, {}).get("libelle", e) for e in summ["engagement"]]
+    summ = summarise_suivi(s)
+    summ["eng"] = [ctx.rules.label("engagement", e) for e in summ["engagement"]]
     show_html(
         french_table(
-            summ[["eng", "libelle", "n_suivis", "n_atteints", "n_non_atteints", "n_non_evaluables", "n_non_concernes",
-                  "part_atteinte"]],
+            summ[["eng", "libelle_indicateur", "n_suivis", "n_atteints", "n_non_atteints", "n_non_evaluables",
+                  "n_non_concernes", "part_atteinte"]],
             formats={"part_atteinte": "pct"},
-            labels={"eng": "Engagement", "libelle": "Indicateur", "n_suivis": "Suivis", "n_atteints": "Atteints",
-                    "n_non_atteints": "Non atteints", "n_non_evaluables": "Non évaluables",
+            labels={"eng": "Engagement", "libelle_indicateur": "Indicateur", "n_suivis": "Suivis",
+                    "n_atteints": "Atteints", "n_non_atteints": "Non atteints", "n_non_evaluables": "Non évaluables",
                     "n_non_concernes": "Non concernés", "part_atteinte": "Part atteinte*"},
             numeric={"n_suivis", "n_atteints", "n_non_atteints", "n_non_evaluables", "n_non_concernes"},
         )
-        + "<p class=\"note\">* Part atteinte = atteints / (atteints + non atteints) : les indicateurs non "
-        "évaluables (donnée absente), non concernés et sans cible n'entrent pas dans le calcul.</p>"
+        + text("part_atteinte")
     )
     plot = summ[summ["part_atteinte"].notna()].copy()
     if len(plot):
-        plot["indicateur_l"] = plot["libelle"].str.slice(0, 55)
+        plot["indicateur_l"] = plot["libelle_indicateur"].str.slice(0, 55)
         plot["part"] = plot["part_atteinte"].astype(float)
-        figures.show(
-            figures.bar_share(plot, "indicateur_l", "part", title=f"Part des indicateurs atteints en {ctx.annee}",
-                              percent=True)
-        )
+        title = f"Part des indicateurs atteints en {ctx.annee}"
+        best = plot.sort_values("part").iloc[0]
+        alt = (f"Diagramme en barres : part des établissements atteignant la cible, par indicateur, en {ctx.annee}. "
+               + " ; ".join(f"{a} : {fmt_pct(b)}" for a, b in zip(plot["indicateur_l"], plot["part"]))
+               + f". La plus basse : {best['indicateur_l']} ({fmt_pct(best['part'])}).")
+        _fig(figures.bar_share(plot, "indicateur_l", "part", title=title, percent=True), alt=alt, caption=title)
 
 
-def suivi_non_atteints(ctx: Context, res: Results) -> None:
+def suivi_non_atteints(ctx, res) -> None:
+    """Une ligne par établissement, avec ses indicateurs non atteints (valeur et cible)."""
     s = res.suivi
     na = s[s["statut"] == "non_atteint"]
     if na.empty:
         show_html("<p>Aucun indicateur non atteint.</p>")
         return
-    na = na.assign(eng=[ctx.rules["engagements"].get(e, {}).get("libelle", e) for e in na["engagement"]])
+    na = na.assign(item=[f"{lab} : {v} (cible {c})" for lab, v, c in
+                         zip(na["libelle_indicateur"], na["valeur_texte"], na["cible"])])
+    g = na.groupby(["finess_geo", "raison_sociale"], sort=True)
+    tab = g["item"].agg(" ; ".join).reset_index()
+    tab["n"] = g.size().to_numpy()
     show_html(
-        f"<p>{fmt_num(len(na))} indicateur(s) non atteint(s), pour {fmt_num(na['finess_geo'].nunique())} établissement(s).</p>"
-        + french_table(
-            na[["finess_geo", "raison_sociale", "libelle_indicateur", "valeur", "cible"]],
-            formats={"valeur": _fr_value},
-            labels={"finess_geo": "FINESS", "raison_sociale": "Établissement", "libelle_indicateur": "Indicateur",
-                    "valeur": "Valeur", "cible": "Cible"},
-        )
+        f"<p>{fmt_num(len(na))} indicateur(s) non atteint(s), pour {fmt_num(len(tab))} établissement(s).</p>"
+        + french_table(tab[["finess_geo", "raison_sociale", "n", "item"]],
+                       labels={"finess_geo": "FINESS", "raison_sociale": "Établissement", "n": "Nombre",
+                               "item": "Indicateurs non atteints (valeur, cible)"},
+                       classes="tableau etablissements")
     )
 
 
-def _fr_value(v) -> str:
-    if v is None or (isinstance(v, float) and pd.isna(v)) or v is pd.NA or v == "":
-        return MISSING
-    text = str(v)
-    try:
-        x = float(text)
-    except ValueError:
-        return text
-    return fmt_dec(x, 0 if x.is_integer() else 1)
-
-
-def plans_actions(ctx: Context, res: Results) -> None:
+def plans_actions(ctx, res) -> None:
+    rules = ctx.rules
     pa = ctx.tables.get("plans_actions")
     if pa is None:
         show_html("<p>Aucun fichier de plans d'actions n'a été fourni.</p>")
@@ -300,150 +288,190 @@ def plans_actions(ctx: Context, res: Results) -> None:
     if pa.empty:
         show_html("<p>Aucune action enregistrée pour la région.</p>")
         return
-    tab = pd.crosstab(pa["engagement"], pa["statut"]).reindex(
-        columns=["a_faire", "en_cours", "realise", "abandonne"], fill_value=0
-    )
+    states = list(rules.sources["plans_actions"].colonnes["statut"].valeurs or [])
+    tab = pd.crosstab(pa["engagement"], pa["statut"]).reindex(columns=states, fill_value=0)
     tab["total"] = tab.sum(axis=1)
-    tab["part_realisee"] = 100.0 * tab["realise"] / tab["total"]
+    tab["part_realisee"] = 100.0 * tab.get("realise", 0) / tab["total"]
     tab = tab.reset_index()
-    tab["engagement"] = [ctx.rules["engagements"].get(e, {}).get("libelle", e) for e in tab["engagement"]]
+    tab["engagement"] = [rules.label("engagement", e) for e in tab["engagement"]]
     late = pa[(pa["statut"].isin(["a_faire", "en_cours"])) & (pa["echeance"] < pd.Timestamp(f"{ctx.annee}-12-31"))]
+    labels = {s: rules.value_label("plans_actions", "statut", s) for s in states}
+    labels.update(engagement="Engagement", total="Total", part_realisee="Part réalisée")
     show_html(
-        french_table(
-            tab,
-            formats={"part_realisee": "pct0"},
-            labels={"engagement": "Engagement", "a_faire": "À faire", "en_cours": "En cours", "realise": "Réalisées",
-                    "abandonne": "Abandonnées", "total": "Total", "part_realisee": "Part réalisée"},
-            numeric={"a_faire", "en_cours", "realise", "abandonne", "total"},
-        )
+        french_table(tab, formats={"part_realisee": "pct0"}, labels=labels, numeric=set(states) | {"total"})
         + f"<p>{fmt_num(len(late))} action(s) non réalisée(s) dont l'échéance est dépassée au 31/12/{ctx.annee}.</p>"
     )
 
 
 # ------------------------------------------------------------------------------------------
-# Trends
+# Tendances
 
 
-def _trend_rows(res: Results, indicators: list[str]) -> pd.DataFrame:
+def _trend_rows(res, codes: list[str]) -> pd.DataFrame:
     t = res.tendances
-    t = t[t["indicateur"].isin(indicators) & t["valeur_regionale"].notna()].copy()
+    t = t[t["indicateur"].isin(codes) & t["valeur_regionale"].notna()].copy()
     t["valeur"] = t["valeur_regionale"].astype(float)
     t["annee"] = t["annee"].astype(int)
     return t
 
 
-def tendance_qls(ctx: Context, res: Results) -> None:
-    t = _trend_rows(res, ["score_qls_mco", "score_qls_ssr", "score_qls_psy"])
-    if t.empty:
-        show_html("<p>Aucune donnée QLS.</p>")
-        return
-    t["secteur"] = t["indicateur"].str.replace("score_qls_", "", regex=False).str.upper()
-    cible = float(ctx.rules["engagements"]["lettre_liaison"]["indicateurs"]["score_qls"]["cible"])
-    figures.show(
-        figures.line_trend(t, "annee", "valeur", hue="secteur", title="Score QLS régional moyen par campagne",
-                           ylabel="score (%)", target=cible, percent=True, target_label="Cible (%)")
-    )
-    tab = t[["libelle", "annee", "n_etablissements", "valeur_regionale", "valeur_mediane", "part_cible_atteinte",
-             "evolution_annuelle"]]
-    show_html(
-        french_table(
-            tab,
-            formats={"annee": "text", "valeur_regionale": "pct", "valeur_mediane": "pct", "part_cible_atteinte": "pct",
-                     "evolution_annuelle": lambda v: MISSING if pd.isna(v) else fmt_dec(v, 1) + " pt"},
-            labels={"libelle": "Indicateur", "annee": "Campagne", "n_etablissements": "Établissements",
-                    "valeur_regionale": "Score moyen", "valeur_mediane": "Médiane", "part_cible_atteinte": "≥ cible",
+def _codes_of(res, code: str) -> list[str]:
+    t = res.tendances["indicateur"]
+    return sorted(set(t[(t == code) | t.str.startswith(code + "_")]))
+
+
+def tendances_engagements(ctx, res, level: int = 2) -> None:
+    """Pour chaque engagement déclaré : courbes des valeurs régionales de ses indicateurs (une figure
+    par unité), tableau, entonnoirs et évolutions des indicateurs à intervalle."""
+    rules = ctx.rules
+    for ecode, eng in rules.engagements.items():
+        codes = [c for code in eng.indicateurs for c in _codes_of(res, code)]
+        t = _trend_rows(res, codes)
+        heading(level, eng.libelle)
+        if t.empty:
+            show_html(f"<p>Aucune donnée pour : {h(eng.libelle.lower())}.</p>")
+            continue
+        for unite, g in t.groupby("unite", sort=True):
+            pct = unite == "%"
+            target = None
+            inds = {rules.base_indicator(c)[0] for c in g["indicateur"]}
+            if len(inds) == 1:
+                ind = rules.indicator(next(iter(inds)))
+                if ind.cible is not None and ind.cible.operateur and not isinstance(ind.cible.valeur, bool) \
+                        and ind.default_agregat != "part":
+                    target = float(ind.cible.valeur)
+            title = f"{eng.libelle} : valeurs régionales" + (" (%)" if pct else f" ({unite})")
+            fv = (lambda v: fmt_pct(v)) if pct else (lambda v: fmt_dec(v, 1))
+            _fig(figures.line_trend(g, "annee", "valeur", hue="libelle", title=title, ylabel=unite, target=target,
+                                    percent=pct), alt=trend_alt(title, g, "annee", "valeur", "libelle", fv),
+                 caption=title)
+        tab = t[["libelle", "annee", "n_etablissements", "valeur_regionale", "valeur_mediane", "part_cible_atteinte",
+                 "evolution_annuelle", "unite"]].copy()
+        tab = tab[tab["annee"] >= ctx.annee - 2]
+        tab["valeur_regionale"] = [trend_value(v, u) for v, u in zip(tab["valeur_regionale"], tab["unite"])]
+        tab["valeur_mediane"] = [trend_value(v, u) for v, u in zip(tab["valeur_mediane"], tab["unite"])]
+        show_html(french_table(
+            tab.drop(columns="unite"),
+            formats={"annee": "text", "valeur_regionale": "text", "valeur_mediane": "text", "part_cible_atteinte": "pct",
+                     "evolution_annuelle": lambda v: MISSING if is_missing(v) else fmt_dec(v, 1)},
+            labels={"libelle": "Indicateur", "annee": "Année", "n_etablissements": "Établissements",
+                    "valeur_regionale": "Valeur régionale", "valeur_mediane": "Médiane", "part_cible_atteinte": "≥ cible",
                     "evolution_annuelle": "Évolution"},
-        )
-    )
+            numeric={"valeur_regionale", "valeur_mediane"}))
+        for code in eng.indicateurs:
+            if code in res.funnels:
+                funnel_valeur(ctx, res, code)
+            if code in res.evolutions:
+                evolutions(ctx, res, code)
 
 
-def tendance_generique(ctx: Context, res: Results, indicators: list[str], title: str, ylabel: str,
-                       percent: bool = False, target: float | None = None) -> None:
-    t = _trend_rows(res, indicators)
-    if t.empty:
-        show_html(f"<p>Aucune donnée pour : {h(title.lower())}.</p>")
+def _funnel_repartition(points: pd.DataFrame) -> str:
+    pos = points["position_funnel"].value_counts()
+    return " ; ".join(f"{k} : {fmt_num(v)}" for k, v in pos.items())
+
+
+def _limits_text(ctx) -> str:
+    return " et ".join(fmt_shortest(100 * x) + "\u00a0%" for x in ctx.rules.statistiques.limites_funnel)
+
+
+def funnel_valeur(ctx, res, code: str) -> None:
+    rules = ctx.rules
+    ind = rules.indicator(code)
+    fd = res.funnels.get(code)
+    if fd is None or fd.points.empty:
+        show_html(f"<p>Graphique en entonnoir indisponible pour « {h(ind.libelle)} » (pas d'effectif).</p>")
         return
-    figures.show(figures.line_trend(t, "annee", "valeur", hue="libelle", title=title, ylabel=ylabel, percent=percent,
-                                    target=target))
+    for val in fd.points["par_valeur"].drop_duplicates():
+        pts = fd.points[fd.points["par_valeur"] == val] if ind.par else fd.points
+        lim = fd.limites[fd.limites["par_valeur"] == val]
+        ref = fd.reference.get(val if ind.par else code)
+        lab = rules.value_label(ind.source, ind.par, val) if ind.par else ""
+        title = f"{ind.libelle} {lab} (dernière valeur) selon l'effectif".replace("  ", " ")
+        alt = (f"Graphique en entonnoir : {ind.libelle} {lab} de {fmt_num(len(pts))} établissements selon leur "
+               f"effectif, autour de la valeur régionale {fmt_pct(ref)}. " + _funnel_repartition(pts) + ".")
+        _fig(figures.funnel_plot(pts, lim, title, x="n", y="valeur_num", reference=ref, xlabel="effectif",
+                                 ylabel=f"{ind.libelle} (%)", percent=True), alt=alt, caption=title)
 
 
-def funnel_esin(ctx: Context, res: Results) -> None:
-    fd = td.funnel_data_esin(ctx.tables, ctx.rules, ctx.region, ctx.annee)
-    if fd.points is None or fd.points.empty:
-        show_html("<p>Graphique en entonnoir e-SIN indisponible (activité ou signalements absents).</p>")
+def evolutions(ctx, res, code: str) -> None:
+    rules = ctx.rules
+    ind = rules.indicator(code)
+    ev = res.evolutions.get(code)
+    ev = ev[ev["evolution"].notna()] if ev is not None else None
+    if ev is None or ev.empty:
+        show_html(f"<p>Pas de valeur précédente pour mesurer l'évolution de « {h(ind.libelle)} ».</p>")
         return
-    figures.show(
-        figures.funnel_plot(fd.points, fd.limites, f"Signalements e-SIN {ctx.annee} pour 10 000 séjours",
-                            x="sejours", y="taux", reference=fd.reference, xlabel="séjours (échelle log)",
-                            ylabel="signalements pour 10 000 séjours", logx=True)
-    )
-    pos = fd.points["position_funnel"].value_counts()
-    show_html(
-        "<p>Chaque point est un établissement ; les courbes sont les limites à 95 % et 99,8 % autour du taux "
-        f"régional ({h(fmt_dec(fd.reference, 2))} pour 10 000 séjours), d'autant plus larges que l'activité est faible. "
-        "Répartition : " + h(" ; ".join(f"{k} : {fmt_num(v)}" for k, v in pos.items())) + ".</p>"
-    )
+    key = "par_valeur" if ind.par else "indicateur"
+    lab = rules.sources[ind.source].colonnes[ind.par].libelle or ind.par.capitalize() if ind.par else "Indicateur"
+    tab = pd.crosstab(ev[key], ev["evolution"]).reset_index()
+    show_html(text("evolutions", libelle=ind.libelle) + french_table(tab, labels={key: lab}))
+    if ev["position_cible"].notna().any():
+        ref = rules.statistiques.reference_position
+        pos = pd.crosstab(ev[key], ev["position_cible"]).reset_index()
+        show_html(f"<p>Position de l'intervalle de confiance de la dernière valeur par rapport à la référence "
+                  f"({h(fmt_shortest(ref))}{' %' if ind.unite == '%' else ''}) :</p>" + french_table(pos, labels={key: lab}))
 
 
-def funnel_qls(ctx: Context, res: Results) -> None:
-    fd = td.funnel_data_qls(ctx.tables, ctx.rules, ctx.region, ctx.annee)
-    if fd.points is None or fd.points.empty:
-        show_html("<p>Graphique en entonnoir QLS indisponible (pas de nombre de dossiers).</p>")
-        return
-    for secteur in sorted(fd.points["secteur"].dropna().unique()):
-        pts = fd.points[fd.points["secteur"] == secteur]
-        lim = fd.limites[fd.limites["secteur"] == secteur] if "secteur" in fd.limites.columns else fd.limites
-        ref = fd.reference.get(secteur) if isinstance(fd.reference, dict) else fd.reference
-        figures.show(
-            figures.funnel_plot(pts, lim, f"Score QLS {secteur} (dernière campagne) selon le nombre de dossiers",
-                                x="n_dossiers", y="score", reference=ref, xlabel="dossiers évalués",
-                                ylabel="score (%)", percent=True)
-        )
+def tendances_risques(ctx, res, level: int = 2) -> None:
+    """Risques de sous-déclaration : taux régional, part de non-déclarants et entonnoir."""
+    rules = ctx.rules
+    for code, r in rules.risques.items():
+        if r.regle != "sous_declaration_poisson":
+            continue
+        heading(level, f"{r.libelle} : déclaration")
+        t = _trend_rows(res, [f"taux_regional_{code}"])
+        if len(t):
+            title = t["libelle"].iloc[0]
+            _fig(figures.line_trend(t, "annee", "valeur", title=title, ylabel=t["unite"].iloc[0]),
+                 alt=trend_alt(title, t, "annee", "valeur", None, lambda v: fmt_dec(v, 2)), caption=title)
+        p = _trend_rows(res, [f"part_non_declarants_{code}"])
+        if len(p):
+            title = p["libelle"].iloc[0]
+            _fig(figures.line_trend(p, "annee", "valeur", title=title, ylabel="% des établissements", percent=True),
+                 alt=trend_alt(title, p, "annee", "valeur", None, fmt_pct), caption=title)
+        fd = res.funnels.get(code)
+        if fd is None or fd.points.empty:
+            show_html("<p>Graphique en entonnoir indisponible (exposition ou comptes absents).</p>")
+            continue
+        pour = r.exposition.pour if r.exposition else 1
+        expo = r.exposition.libelle if r.exposition else "unités"
+        expo = expo[-1] if isinstance(expo, list) else expo
+        ind = rules.indicator(r.indicateur)
+        title = f"{ind.libelle} {ctx.annee} pour {fmt_num(pour)} {expo}"
+        alt = (f"Graphique en entonnoir : taux de {fmt_num(len(fd.points))} établissements selon leur activité "
+               f"({expo}, échelle logarithmique), autour du taux régional {fmt_dec(fd.reference, 2)}. "
+               + _funnel_repartition(fd.points) + ".")
+        _fig(figures.funnel_plot(fd.points, fd.limites, title, x="exposition", y="taux", reference=fd.reference,
+                                 xlabel=f"{expo} (échelle log)", ylabel=f"pour {fmt_num(pour)} {expo}", logx=True),
+             alt=alt, caption=title)
+        show_html(text("entonnoir", limites=_limits_text(ctx), reference=f"{fmt_dec(fd.reference, 2)} pour "
+                       f"{fmt_num(pour)} {expo}", repartition=_funnel_repartition(fd.points)))
 
 
-def qls_evolutions(ctx: Context, res: Results) -> None:
-    ev = td.qls_evolution(ctx.tables, ctx.rules, ctx.region, ctx.annee)
-    ev = ev[ev["evolution"].notna()]
-    if ev.empty:
-        show_html("<p>Pas de campagne QLS précédente pour mesurer une évolution.</p>")
-        return
-    tab = pd.crosstab(ev["secteur"], ev["evolution"]).reset_index()
-    show_html(
-        "<p>Évolution de chaque établissement entre ses deux dernières campagnes, selon la règle du dispositif "
-        "IFAQ : amélioration (ou dégradation) seulement si les intervalles de confiance à 95 % des deux "
-        "campagnes ne se chevauchent pas ; stable sinon.</p>"
-        + french_table(tab, labels={"secteur": "Secteur"})
-    )
-    pos = pd.crosstab(ev["secteur"], ev["position_cible"]).reset_index()
-    show_html(
-        "<p>Position de l'intervalle de confiance du dernier score par rapport à la référence nationale de 80 % :</p>"
-        + french_table(pos, labels={"secteur": "Secteur"})
-    )
-
-
-def cibles_vs_autres(ctx: Context, res: Results) -> None:
-    years = res.annees
-    rp = ctx.rules["ciblage"]["rupture_parcours"]
-    base = ctx.annee - 2
-    if base not in years:
+def cibles_vs_autres(ctx, res) -> None:
+    rules = ctx.rules
+    if not res.comparaisons:
         show_html("<p>Historique insuffisant pour comparer établissements ciblés et non ciblés.</p>")
         return
-    df = td.targeted_vs_others(ctx.tables, ctx.rules, ctx.region, base, ctx.annee, risque="rupture_parcours")
-    show_html(
-        f"<p>Établissements ciblés en {base} sur la rupture de parcours (score QLS &lt; {h(fmt_pct(rp['seuil_score_qls'], 0))}) "
-        f"comparés aux autres, entre la campagne retenue en {base} et la suivante (jusqu'à {ctx.annee}) :</p>"
-        + french_table(
-            df[["groupe", "n", "valeur_initiale_moyenne", "valeur_finale_moyenne", "evolution_moyenne"]],
-            formats={"valeur_initiale_moyenne": "pct", "valeur_finale_moyenne": "pct",
-                     "evolution_moyenne": lambda v: MISSING if pd.isna(v) else fmt_dec(v, 1) + " pt"},
-            labels={"groupe": "Groupe", "n": "Secteurs", "valeur_initiale_moyenne": "Score initial",
-                    "valeur_finale_moyenne": "Score suivant", "evolution_moyenne": "Évolution moyenne"},
+    for code, df in res.comparaisons.items():
+        r = rules.risques[code]
+        unit = df["unite"].iloc[0] if len(df) else ""
+        fv = (lambda v: MISSING if is_missing(v) else fmt_pct(v)) if unit == "%" else \
+            (lambda v: MISSING if is_missing(v) else fmt_dec(v, 2))
+        show_html(
+            text("comparaison", base=df.attrs["annee_ciblage"], risque=r.libelle, annee=df.attrs["annee_suivi"])
+            + french_table(
+                df[["groupe", "n", "valeur_initiale_moyenne", "valeur_finale_moyenne", "evolution_moyenne"]],
+                formats={"valeur_initiale_moyenne": fv, "valeur_finale_moyenne": fv,
+                         "evolution_moyenne": lambda v: MISSING if is_missing(v) else fmt_dec(v, 1)},
+                labels={"groupe": "Groupe", "n": "Unités", "valeur_initiale_moyenne": "Valeur initiale",
+                        "valeur_finale_moyenne": "Valeur suivante", "evolution_moyenne": "Évolution moyenne"},
+            )
         )
-        + f'<p class="encadre"><b>Prudence.</b> {h(td.regression_to_mean_note())}</p>'
-    )
+    show_html(text("prudence"))
 
 
-def experience_patient(ctx: Context, res: Results) -> None:
+def experience_patient(ctx, res) -> None:
     es = ctx.tables.get("esatis")
     if es is None:
         show_html("<p>Aucun fichier e-Satis de la HAS n'a été déposé : indicateur non présenté.</p>")
@@ -453,15 +481,11 @@ def experience_patient(ctx: Context, res: Results) -> None:
         show_html("<p>Aucun établissement de la région dans les fichiers e-Satis déposés.</p>")
         return
     g = es.groupby(["secteur", "annee"])
-    tab = pd.DataFrame({
-        "n": g["finess_geo"].nunique(),
-        "score_median": g["score"].median(),
-        "avec_score": g["score"].count(),
-    }).reset_index()
+    tab = pd.DataFrame({"n": g["finess_geo"].nunique(), "score_median": g["score"].median(),
+                        "avec_score": g["score"].count()}).reset_index()
     cls = pd.crosstab([es["secteur"], es["annee"]], es["classement"]).reset_index()
     show_html(
-        "<p>Indicateur optionnel, sans cible ni ciblage : score global de satisfaction ajusté (HAS e-Satis) "
-        "et classe publiée (A à D ; DI : moins de 30 réponses exploitables ; NR : aucune réponse ; NV : non validé).</p>"
+        text("esatis")
         + french_table(tab, formats={"annee": "text", "score_median": "dec1"},
                        labels={"secteur": "Secteur", "annee": "Campagne", "n": "Établissements",
                                "score_median": "Score médian", "avec_score": "Avec score"})
@@ -470,45 +494,48 @@ def experience_patient(ctx: Context, res: Results) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Data quality
+# Qualité des données (présentation commune au notebook 01 et au rapport)
 
 
-def qualite_fichiers(ctx: Context) -> None:
+def qualite_fichiers(ctx) -> None:
     f = ctx.files.copy()
     if f.empty:
         show_html("<p>Aucun fichier lu.</p>")
         return
     f["encodage"] = f["encodage"].replace({"xlsx": "classeur XLSX"})
+    f["source"] = [ctx.rules.label("source", s) for s in f["source"]]
+    cols = ["lignes_lues", "acceptees", "rejetees", "doublons_fusionnes", "hors_referentiel", "sans_objet", "reparees"]
     show_html(
         french_table(
-            f[["fichier", "nature", "encodage", "lignes_lues", "acceptees", "rejetees", "doublons_fusionnes",
-               "hors_referentiel", "sans_objet", "reparees"]],
-            labels={"fichier": "Fichier", "nature": "Nature", "encodage": "Format", "lignes_lues": "Lues",
-                    "acceptees": "Acceptées", "rejetees": "Rejetées", "doublons_fusionnes": "Doublons",
-                    "hors_referentiel": "Hors réf.", "sans_objet": "Sans décision", "reparees": "Réparées"},
-            numeric={"lignes_lues", "acceptees", "rejetees", "doublons_fusionnes", "hors_referentiel", "sans_objet",
-                     "reparees"},
+            f[["fichier", "source", "nature", "encodage"] + cols],
+            labels={"fichier": "Fichier", "source": "Source", "nature": "Nature", "encodage": "Format",
+                    "lignes_lues": "Lues", "acceptees": "Acceptées", "rejetees": "Rejetées",
+                    "doublons_fusionnes": "Doublons", "hors_referentiel": "Hors réf.", "sans_objet": "Sans décision",
+                    "reparees": "Réparées"},
+            numeric=set(cols),
+            classes="tableau compact",
         )
-        + "<p class=\"note\">Lues = acceptées + rejetées + doublons exacts fusionnés + hors référentiel (fichiers "
-        "nationaux : établissements d'autres régions ou absents du référentiel) + sans décision (démarches de "
-        "certification sans décision). Réparées : FINESS à 8 chiffres complétés du zéro initial, codes département "
-        "ou région complétés (lignes acceptées).</p>"
+        + text("qualite_fichiers")
     )
 
 
-def qualite_sources(ctx: Context) -> None:
+def qualite_sources(ctx) -> None:
+    rules = ctx.rules
     items = []
     for s in ctx.absent_sources:
-        items.append(f"<li><b>{h(SOURCE_LABELS.get(s, s))}</b> ({h(s)}) : {h(SOURCE_CONSEQUENCES.get(s, 'non évalué'))}.</li>")
+        src = rules.sources.get(s)
+        what = (src.absence if src is not None and src.absence else
+                "les indicateurs qui en dépendent ne sont pas évaluables")
+        items.append(f"<li><b>{h(rules.label('source', s))}</b> ({h(s)}) : {h(what)}.</li>")
     if items:
         show_html("<p>Sources absentes du dossier d'entrée et conséquences :</p><ul>" + "".join(items) + "</ul>")
     else:
-        show_html("<p>Toutes les sources prévues par le contrat de données ont été fournies.</p>")
+        show_html("<p>Toutes les sources déclarées dans le fichier de règles ont été fournies.</p>")
     if ctx.warnings:
         show_html("<p>Avertissements de lecture :</p><ul>" + "".join(f"<li>{h(w)}</li>" for w in ctx.warnings) + "</ul>")
 
 
-def qualite_rejets(ctx: Context, max_rows: int = 60) -> None:
+def qualite_rejets(ctx, max_rows: int = 60) -> None:
     r = ctx.rejects
     if r.empty:
         show_html("<p>Aucune ligne rejetée.</p>")
@@ -531,78 +558,59 @@ def qualite_rejets(ctx: Context, max_rows: int = 60) -> None:
 
 
 # ------------------------------------------------------------------------------------------
-# Method
+# Méthode
 
 
-def methode_regles(ctx: Context) -> None:
+def rule_rows(rules) -> pd.DataFrame:
+    """Tableau des règles appliquées, tiré des déclarations (risques puis indicateurs)."""
+    rows = []
+    for code, r in rules.risques.items():
+        ind = rules.indicator(r.indicateur)
+        if r.regle == "sous_declaration_poisson":
+            what = (f"non déclarant : {ind.libelle.lower()} ≤ {fmt_shortest(r.seuil_non_declarant)} ; faiblement "
+                    f"déclarant : P(X ≤ observé), X ~ Poisson(exposition × taux régional) < {fmt_shortest(r.seuil_p)}")
+        elif r.regle == "niveau":
+            what = f"{ind.libelle.lower()} : {' ou '.join(r.niveaux or [])}"
+        else:
+            what = f"{ind.libelle.lower()} {fmt_target(r.operateur, r.valeur, ind.unite)}"
+            if ind.fenetre_annees > 1:
+                what += f", dernière valeur sur {ind.fenetre_annees} ans"
+        if r.specificites_exclues:
+            what += " ; exclus : " + ", ".join(rules.value_label("etablissements", "specificite", s)
+                                                for s in r.specificites_exclues)
+        rows.append(("Ciblage", r.libelle, what))
+    for ecode, code, ind in rules.indicators():
+        eng = rules.engagements[ecode]
+        c = ind.cible
+        target = "sans cible" if c is None else fmt_target(c.operateur, c.valeur, ind.unite, c.dans)
+        what = f"{ind.libelle} ({ind.calcul}"
+        what += f", par {ind.par.replace('_', ' ')}" if ind.par else ""
+        what += f", source {rules.label('source', ind.source).lower()}) : cible {target}"
+        excl = list(eng.specificites_exclues) + list(ind.specificites_exclues)
+        if excl:
+            what += " ; exclus : " + ", ".join(rules.value_label("etablissements", "specificite", s) for s in excl)
+        rows.append(("Engagement", eng.libelle, what))
+    return pd.DataFrame(rows, columns=["Rubrique", "Règle", "Valeur"])
+
+
+def methode_regles(ctx) -> None:
     r = ctx.rules
-    c = r["ciblage"]
-    e = r["engagements"]
-    rows = [
-        ("Ciblage", "Risque infectieux — non déclarant", f"signalements e-SIN = {c['infectieux']['signalements_non_declarant']}"),
-        ("Ciblage", "Risque infectieux — faiblement déclarant",
-         f"P(X ≤ s), X ~ Poisson(séjours × taux régional) < {fmt_dec(c['infectieux']['seuil_p_poisson'], 3)}"),
-        ("Ciblage", "Management de la qualité", "niveau en vigueur au 31/12/N : " + ", ".join(c["management_qualite"]["niveaux_cibles"])),
-        ("Ciblage", "Rupture de parcours",
-         f"score QLS < {fmt_pct(c['rupture_parcours']['seuil_score_qls'], 0)}, dernière campagne sur "
-         f"{c['rupture_parcours']['fenetre_annees']} ans ; exclus : {', '.join(c['rupture_parcours']['specificites_exclues'])}"),
-        ("Engagement", e["certification"]["libelle"], "niveau " + " ou ".join(e["certification"]["indicateurs"]["niveau_certification"]["cible"])),
-        ("Engagement", e["lettre_liaison"]["libelle"],
-         f"score ≥ {fmt_pct(e['lettre_liaison']['indicateurs']['score_qls']['cible'], 0)} par secteur ; exclus : "
-         + ", ".join(e["lettre_liaison"]["specificites_exclues"])),
-        ("Engagement", e["signalement_esin"]["libelle"], "responsable du signalement connecté ; nombre de signalements sans cible"),
-        ("Engagement", e["prevention_ias"]["libelle"],
-         f"formés ≥ {fmt_pct(e['prevention_ias']['indicateurs']['taux_formes']['cible'], 0)} par catégorie ; "
-         f"≥ {e['prevention_ias']['indicateurs']['audits_precautions']['cible']} audit sur les précautions ; plan "
-         f"conforme à {fmt_pct(e['prevention_ias']['indicateurs']['conformite_plan_epidemies']['cible'], 0)} ; exclus : "
-         + ", ".join(e["prevention_ias"]["specificites_exclues"])),
-    ]
-    df = pd.DataFrame(rows, columns=["Rubrique", "Règle", "Valeur"])
-    show_html(
-        french_table(df)
-        + f"<p>Fichier de règles : <code>{h(r['_chemin'])}</code>, version {h(r.get('version', MISSING))}, "
-        f"empreinte SHA-256 <code>{h(r['_sha256'])}</code>. Toute modification d'un seuil change cette empreinte, "
-        "reportée dans <code>manifest.json</code>.</p>"
-    )
+    show_html(french_table(rule_rows(r))
+              + text("tracabilite", nom=r.name, version=r.version, sha=r.sha256))
 
 
-def methode_statistiques(ctx: Context) -> None:
-    st = ctx.rules["statistiques"]
-    show_html(
-        "<ul>"
-        f"<li><b>Intervalles des scores QLS</b> : bornes publiées quand elles sont fournies ; sinon intervalle de Wilson à "
-        f"{h(fmt_pct(100 * st['niveau_confiance'], 0))} calculé à partir du nombre de dossiers (statsmodels).</li>"
-        f"<li><b>Position par rapport à la référence</b> ({h(fmt_pct(st['cible_reference_qls'], 0))}) : au-dessus si "
-        "l'intervalle est entièrement au-dessus, en dessous s'il est entièrement en dessous, « non différent » sinon — "
-        "comme les tableaux de bord publics (HAS QualiScope, CMS Care Compare).</li>"
-        "<li><b>Évolution entre deux campagnes</b> : règle de non-chevauchement des intervalles du dispositif IFAQ "
-        "(amélioration si la borne basse actuelle dépasse la borne haute précédente, dégradation dans le cas inverse, "
-        "stable sinon) ; l'écart en points est donné en plus.</li>"
-        "<li><b>Faible déclaration e-SIN</b> : test exact de Poisson unilatéral (SciPy) du nombre de signalements "
-        "contre l'attendu au taux régional (Σ signalements / Σ séjours des établissements de la région ayant les deux "
-        "données).</li>"
-        f"<li><b>Graphiques en entonnoir</b> (Spiegelhalter, Statistics in Medicine, 2005) : limites exactes binomiales "
-        f"(QLS) ou de Poisson (e-SIN) à {h(' et '.join(fmt_pct(100 * x, 1) for x in st['limites_funnel']))} autour de la "
-        "valeur régionale.</li>"
-        "</ul>"
-    )
+def methode_statistiques(ctx) -> None:
+    st = ctx.rules.statistiques
+    ref = st.reference_position
+    show_html(text("methode_statistiques", confiance=fmt_shortest(100 * st.niveau_confiance) + "\u00a0%",
+                   reference=None if ref is None else fmt_shortest(ref) + "\u00a0%", limites=_limits_text(ctx)))
 
 
-def methode_limites(ctx: Context, res: Results) -> None:
-    show_html(
-        "<ul>"
-        f"<li>{h(td.regression_to_mean_note())}</li>"
-        "<li>Une donnée absente rend l'indicateur « non évaluable », jamais « non atteint ».</li>"
-        "<li>Les petits établissements ont des intervalles larges : un écart à la cible n'y est souvent pas "
-        "significatif ; les graphiques en entonnoir le montrent.</li>"
-        "<li>Les campagnes QLS sont bisannuelles : l'évolution annuelle d'un score compare deux campagnes.</li>"
-        + ("<li>Mode veille : sans fichier d'engagements, le suivi porte sur tous les établissements, qu'ils aient "
-           "signé ou non.</li>" if res.monitoring else "")
-        + "</ul>"
-    )
+def methode_limites(ctx, res) -> None:
+    show_html(text("methode_limites", monitoring=res.monitoring))
 
 
-def methode_tracabilite(ctx: Context) -> None:
+def methode_tracabilite(ctx) -> None:
     f = ctx.files
     if len(f):
         show_html(
@@ -612,6 +620,4 @@ def methode_tracabilite(ctx: Context) -> None:
                 labels={"fichier": "Fichier", "sha": "SHA-256", "lignes_lues": "Lignes lues"},
                 numeric={"lignes_lues"},
             )
-            + "<p>Le manifeste <code>manifest.json</code> livré avec le rapport donne les empreintes complètes, les "
-            "paramètres, les versions des logiciels et du code. Les notebooks exécutés sont dans <code>notebooks/</code>.</p>"
         )

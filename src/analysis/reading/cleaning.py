@@ -15,9 +15,11 @@ from pathlib import Path
 import pandas as pd
 
 from . import official
-from .parsing import parse_column
+import numpy as np
+
+from .parsing import Parsed, parse_column
 from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, sha256_file
-from ..rules.schema import INPUT_SOURCES, SOURCES, Source
+from ..rules.schema import Source
 
 log = logging.getLogger(__name__)
 
@@ -25,24 +27,6 @@ REJECT_COLUMNS = ["fichier", "ligne", "colonne", "valeur", "motif"]
 INPUT_SUFFIXES = (".csv", ".xlsx", ".xlsm")
 MSG_UNKNOWN = "établissement inconnu du référentiel"
 
-# File-name stems (normalised) that designate a source, besides the source name itself.
-_NAME_ALIASES = {
-    "etablissement": "etablissements",
-    "referentiel": "etablissements",
-    "referentiel_etablissements": "etablissements",
-    "activites": "activite",
-    "certifications": "certification",
-    "e_sin": "esin",
-    "signalements_esin": "esin",
-    "formations": "formation",
-    "audit": "audits",
-    "plan_epidemie": "plan_epidemies",
-    "plans_epidemies": "plan_epidemies",
-    "engagement": "engagements",
-    "plan_actions": "plans_actions",
-    "plans_action": "plans_actions",
-    "plan_action": "plans_actions",
-}
 
 
 @dataclass
@@ -86,24 +70,27 @@ class CleanResult:
 # Discovery
 
 
-def source_from_filename(path: Path) -> str | None:
+def input_sources(sources: dict[str, Source]) -> list[str]:
+    """Sources qu'un analyste peut fournir en fichier (e-Satis ne vient que des fichiers HAS)."""
+    return [n for n, s in sources.items() if not s.official_only]
+
+
+def source_from_filename(path: Path, sources: dict[str, Source]) -> str | None:
     stem = normalize_name(path.stem)
-    if stem in SOURCES and stem != "esatis":
-        return stem
-    if stem in _NAME_ALIASES:
-        return _NAME_ALIASES[stem]
-    candidates = sorted(list(INPUT_SOURCES) + list(_NAME_ALIASES), key=len, reverse=True)
-    for name in candidates:
+    names = {normalize_name(n): src for src in input_sources(sources) for n in sources[src].file_names}
+    if stem in names:
+        return names[stem]
+    for name in sorted(names, key=len, reverse=True):
         if stem.startswith(name + "_") or stem.endswith("_" + name):
-            return _NAME_ALIASES.get(name, name)
+            return names[name]
     return None
 
 
-def source_from_columns(columns: list[str]) -> str | None:
+def source_from_columns(columns: list[str], sources: dict[str, Source]) -> str | None:
     cols = set(columns)
     matches = []
-    for name in INPUT_SOURCES:
-        src = SOURCES[name]
+    for name in input_sources(sources):
+        src = sources[name]
         ok = True
         for col in src.columns:
             if col.required and not ({col.name, *col.aliases} & cols):
@@ -114,8 +101,8 @@ def source_from_columns(columns: list[str]) -> str | None:
     # the most specific source wins (most required columns)
     if not matches:
         return None
-    matches.sort(key=lambda n: len(SOURCES[n].required_columns), reverse=True)
-    if len(matches) > 1 and len(SOURCES[matches[0]].required_columns) == len(SOURCES[matches[1]].required_columns):
+    matches.sort(key=lambda n: len(sources[n].required_columns), reverse=True)
+    if len(matches) > 1 and len(sources[matches[0]].required_columns) == len(sources[matches[1]].required_columns):
         return None
     return matches[0]
 
@@ -161,64 +148,56 @@ def _fmt_bound(v: float) -> str:
     return str(int(v)) if float(v).is_integer() else str(v).replace(".", ",")
 
 
-def _source_checks(name: str, df: pd.DataFrame, rules: dict) -> dict[str, pd.Series]:
-    """Cross-column and domain checks; returns {column: Series of French reasons or None}."""
+def parse_code(s: pd.Series, col) -> tuple[pd.Series, pd.Series]:
+    """Code déclaré : valeur admise (casse et accents indifférents) ou autre graphie de
+    ``correspondance`` ; sans ``valeurs`` déclarées, le code normalisé (``paramédical`` -> ``paramedical``)."""
+    text = s.astype("object").where(s.notna(), "").map(lambda v: str(v).replace("\u00a0", " ").strip())
+    norm = text.map(normalize_name)
+    table = {normalize_name(k): v for k, v in col.mapping}
+    if col.values:
+        table.update({normalize_name(v): v for v in col.values})
+        mapped = norm.map(table)
+        bad = mapped.isna() & (text != "")
+        expected = ", ".join(col.values)
+        if col.mapping:
+            expected += " ; ou : " + ", ".join(k for k, _ in col.mapping)
+        errors = pd.Series([None] * len(s), index=s.index, dtype=object)
+        errors[bad.to_numpy()] = f"valeur non admise (attendu : {expected})"
+        return mapped.where(~bad, pd.NA).where(text != "", pd.NA).astype("string"), errors
+    mapped = norm.map(lambda v: table.get(v, v))
+    errors = pd.Series([None] * len(s), index=s.index, dtype=object)
+    return mapped.where(mapped != "", pd.NA).astype("string"), errors
+
+
+_OPS = {
+    "<=": lambda a, b: a <= b, "<": lambda a, b: a < b, ">=": lambda a, b: a >= b,
+    ">": lambda a, b: a > b, "==": lambda a, b: a == b, "!=": lambda a, b: a != b,
+}
+
+
+def _source_checks(source: Source, df: pd.DataFrame) -> dict[str, pd.Series]:
+    """Contrôles déclarés de la source ; rend {colonne: motifs (ou None)}. Un contrôle ne porte que sur
+    les lignes où ses colonnes sont renseignées (``ensemble`` : toutes ou aucune)."""
     out: dict[str, pd.Series] = {}
-
-    def err(mask: pd.Series, msgs: pd.Series | str) -> pd.Series:
-        s = pd.Series([None] * len(df), index=df.index, dtype=object)
-        mask = mask.fillna(False).astype(bool)
-        if isinstance(msgs, str):
-            s[mask] = msgs
+    for chk in source.checks:
+        if chk.condition is not None:
+            left, op, right = chk.condition
+            a = df[left]
+            b = df[right] if isinstance(right, str) else right
+            known = a.notna() & (b.notna() if isinstance(right, str) else True)
+            with np.errstate(invalid="ignore"):
+                ok = _OPS[op](a, b)
+            fail = known & ~ok.fillna(True).astype(bool)
+            target = left
         else:
-            s[mask] = msgs[mask]
-        return s
-
-    if name == "certification":
-        mapping = {normalize_name(k): v for k, v in rules["certification"]["correspondance_niveaux"].items()}
-        valid = set(rules["certification"]["niveaux_valides"])
-        raw = df["niveau"].astype("object")
-        norm = raw.map(lambda v: None if v is pd.NA or v is None else normalize_name(v))
-        letter = norm.map(lambda v: None if v is None else (v.upper() if v.upper() in valid else mapping.get(v)))
-        bad = norm.notna() & letter.isna()
-        out["niveau"] = err(
-            bad,
-            "niveau de certification inconnu (attendu A à E ou un libellé HAS : "
-            + ", ".join(rules["certification"]["correspondance_niveaux"])
-            + ")",
-        )
-        df["niveau"] = letter.astype("string")
-    elif name == "qls":
-        mapping = {str(k).upper(): v for k, v in rules["secteurs_qls"]["correspondance"].items()}
-        raw = df["secteur"].astype("object")
-        mapped = raw.map(lambda v: None if v is pd.NA or v is None else mapping.get(str(v).strip().upper()))
-        out["secteur"] = err(
-            raw.notna() & mapped.isna(),
-            "secteur inconnu (attendu : " + ", ".join(mapping) + ")",
-        )
-        df["secteur"] = mapped.astype("string")
-        lo, hi, sc = df["ic_bas"], df["ic_haut"], df["score"]
-        both = lo.notna() & hi.notna() & sc.notna()
-        incoh = both & ((lo > sc) | (sc > hi))
-        out["ic_bas"] = err(incoh, "intervalle de confiance incohérent (ic_bas ≤ score ≤ ic_haut attendu)")
-        half = lo.isna() ^ hi.isna()
-        out["ic_haut"] = err(half, "borne de l'intervalle de confiance manquante (ic_bas et ic_haut vont ensemble)")
-    elif name == "formation":
-        df["categorie_personnel"] = (
-            df["categorie_personnel"].astype("object").map(lambda v: v if v is pd.NA else normalize_name(v)).astype("string")
-        )
-        over = df["formes"] > df["effectif"]
-        msgs = "nombre de formés (" + df["formes"].astype("string") + ") supérieur à l'effectif (" + df["effectif"].astype("string") + ")"
-        out["formes"] = err(over, msgs.astype(object))
-    elif name == "audits":
-        over = df["audits_precautions"] > df["audits_total"]
-        out["audits_precautions"] = err(over, "audits sur les précautions supérieurs au total des audits")
-    elif name == "plan_epidemies":
-        over = df["criteres_remplis"] > df["criteres_total"]
-        out["criteres_remplis"] = err(over, "critères remplis supérieurs au total des critères")
-    elif name == "engagements":
-        inv = df["annee_fin"] < df["annee_debut"]
-        out["annee_fin"] = err(inv, "année de fin antérieure à l'année de début")
+            present = pd.concat([df[c].notna() for c in chk.together], axis=1)
+            fail = present.any(axis=1) & ~present.all(axis=1)
+            missing = [c for c in chk.together]
+            target = missing[-1]
+        s = pd.Series([None] * len(df), index=df.index, dtype=object)
+        s[fail.fillna(False).astype(bool).to_numpy()] = chk.motif
+        prev = out.get(target)
+        out[target] = s if prev is None else prev.where(prev.notna(), s)
     return out
 
 
@@ -247,7 +226,7 @@ def validate_source(
     ``scope_only``: for national official files, rows outside it are counted ``hors_referentiel``
     instead of rejected.
     """
-    source = SOURCES[source_name]
+    source = rules.source_specs[source_name]
     mapping = _resolve_columns(raw, source, files)
     n = len(raw)
     idx = raw.index
@@ -261,7 +240,11 @@ def validate_source(
         else:
             s = pd.Series([""] * n, index=idx, dtype=object)
         originals[col.name] = s.astype(object).where(s.notna(), "")
-        p = parse_column(s, col.kind, col.choices)
+        if col.kind == "code":
+            vals, errs = parse_code(s, col)
+            p = Parsed(vals, errs, pd.Series(False, index=idx))
+        else:
+            p = parse_column(s, col.kind)
         e = p.errors.copy()
         if col.required:
             empty = originals[col.name].map(lambda v: str(v).strip() == "")
@@ -277,7 +260,7 @@ def validate_source(
         typed[col.name] = p.values
         errors[col.name] = e
         repaired |= p.repaired
-    for col, e in _source_checks(source_name, typed, rules).items():
+    for col, e in _source_checks(source, typed).items():
         prev = errors.get(col)
         errors[col] = e if prev is None else prev.where(prev.notna(), e)
 
@@ -407,6 +390,7 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     """Read, recognise and validate every input file of ``data_dir``."""
     data_dir = Path(data_dir)
     paths = list_input_files(data_dir)
+    sources = rules.source_specs
     by_source: dict[str, list[RawTable]] = {}
     officials: list[official.OfficialFile] = []
     reports: dict[str, FileReport] = {}
@@ -419,9 +403,9 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         if off is not None:
             officials.append(off)
             continue
-        src = source_from_filename(path)
+        src = source_from_filename(path, sources)
         if src is None:
-            src = source_from_columns(list(table.data.columns))
+            src = source_from_columns(list(table.data.columns), sources)
             if src is None:
                 cols = ", ".join(c for c in table.data.columns if not c.startswith("_"))
                 msg = (
@@ -437,7 +421,7 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         reports[path.name] = _report_for(path, src, "saisie ARS", table)
 
     if "etablissements" not in by_source:
-        cols = ", ".join(SOURCES["etablissements"].required_columns)
+        cols = ", ".join(sources["etablissements"].required_columns)
         raise InputError(
             f"Fichier obligatoire absent : le référentiel « etablissements » (etablissements.csv ou "
             f".xlsx) est introuvable dans « {data_dir} ».\nColonnes attendues : {cols}."
@@ -489,7 +473,7 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         warnings.extend(off.notes)
     official_names = {o.path.name for o in officials}
 
-    for src in INPUT_SOURCES + ["esatis"]:
+    for src in sources:
         if src == "etablissements":
             continue
         parts = []
@@ -543,7 +527,7 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     rej["ligne"] = rej["ligne"].astype("int64")
     rej = rej.sort_values(["fichier", "ligne", "colonne"], kind="mergesort").reset_index(drop=True)
 
-    absent = [s for s in INPUT_SOURCES if s not in tables and s != "plans_actions"]
+    absent = [s for s in input_sources(sources) if s not in tables and s != "plans_actions"]
     files = [reports[k] for k in sorted(reports)]
     return CleanResult(
         tables=tables, rejects=rej, files=files, warnings=warnings, absent_sources=absent, ignored_files=ignored
@@ -562,6 +546,6 @@ def write_processed(result: CleanResult, dest: Path) -> None:
 def read_processed(src: Path) -> dict[str, pd.DataFrame]:
     tables = {}
     for p in sorted(src.glob("*.parquet")):
-        if p.stem in SOURCES:
+        if p.stem not in ("rejets", "fichiers"):
             tables[p.stem] = pd.read_parquet(p)
     return tables

@@ -1,10 +1,11 @@
-"""Schéma des sources d'entrée (contrat de données, section 1).
+"""Schéma des sources d'entrée, tiré des déclarations ``sources`` du fichier de règles.
 
-Chaque source est décrite par ses colonnes (nom normalisé, type, obligatoire ou non, alias) et sa clé.
-Les tables nettoyées (``data/processed/<source>.parquet``) ont exactement ces colonnes, dans cet ordre,
-avec les types pandas suivants :
+Chaque source déclarée devient un :class:`Source` (colonnes typées, clé, contrôles) que la lecture
+(:mod:`analysis.reading.cleaning`) applique à chaque fichier. Les tables nettoyées
+(``data/processed/<source>.parquet``) ont exactement ces colonnes, dans cet ordre, avec les types
+pandas suivants :
 
-- ``finess`` / ``text`` / ``departement`` / ``region`` / ``enum`` : ``string`` (``pd.NA`` si vide)
+- ``finess`` / ``text`` / ``code`` / ``departement`` / ``region`` : ``string`` (``pd.NA`` si vide)
 - ``int`` : ``Int64``          - ``float`` : ``Float64``
 - ``bool`` : ``boolean``       - ``date`` : ``datetime64[ns]`` (``NaT`` si vide)
 
@@ -16,16 +17,39 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+# Type du fichier de règles -> (type interne, bornes par défaut)
+_KINDS = {
+    "texte": ("text", None, None),
+    "finess": ("finess", None, None),
+    "annee": ("int", 1990, 2100),
+    "entier": ("int", None, None),
+    "decimal": ("float", None, None),
+    "pourcentage": ("float", 0, 100),
+    "booleen": ("bool", None, None),
+    "date": ("date", None, None),
+    "code": ("code", None, None),
+    "departement": ("departement", None, None),
+    "region": ("region", None, None),
+}
+
 
 @dataclass(frozen=True)
 class Column:
     name: str
-    kind: str  # finess, text, int, float, bool, date, departement, region, enum
+    kind: str  # finess, text, int, float, bool, date, departement, region, code
     required: bool = False
     aliases: tuple[str, ...] = ()
-    choices: tuple[str, ...] = ()  # for enum (normalised lower-case unless stated)
+    values: tuple[str, ...] = ()  # code: accepted values (canonical spelling)
+    mapping: tuple[tuple[str, str], ...] = ()  # code: other spellings -> value
     min_value: float | None = None
     max_value: float | None = None
+
+
+@dataclass(frozen=True)
+class Check:
+    motif: str
+    condition: tuple | None = None  # (left, op, right) ; right is a column name or a number
+    together: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -35,6 +59,9 @@ class Source:
     key: tuple[str, ...]
     required_file: bool = False
     description: str = ""
+    file_names: tuple[str, ...] = ()
+    checks: tuple[Check, ...] = ()
+    official_only: bool = False
     extra: dict = field(default_factory=dict)
 
     @property
@@ -52,167 +79,41 @@ class Source:
         raise KeyError(name)
 
 
-C = Column
+def build_sources(rules) -> dict[str, Source]:
+    """Sources du fichier de règles (objet :class:`analysis.rules.model.Rules`)."""
+    from .model import parse_condition
 
-SPECIFICITES = (
-    "had_pediatrique",
-    "hemodialyse",
-    "pouponniere",
-    "hdj",
-    "pedopsychiatrie",
-    "mecss",
-    "post_cure_alcoolique",
-)
-STATUTS = ("public", "prive_non_lucratif", "prive_lucratif")
-ENGAGEMENTS = ("certification", "lettre_liaison", "signalement_esin", "prevention_ias")
-STATUTS_ACTION = ("a_faire", "en_cours", "realise", "abandonne")
-
-SOURCES: dict[str, Source] = {
-    s.name: s
-    for s in [
-        Source(
-            "etablissements",
-            (
-                C("finess_geo", "finess", True, aliases=("finess", "finess_eg", "finess_et")),
-                C("finess_ej", "finess"),
-                C("raison_sociale", "text", True, aliases=("rs", "nom", "rs_eg", "raison_sociale_geo")),
-                C("departement", "departement", True, aliases=("dep", "dept", "code_departement")),
-                C("region", "region", True, aliases=("code_region", "reg")),
-                C("statut", "enum", True, choices=STATUTS),
-                C("categorie", "text"),
-                C("mco", "bool"),
-                C("ssr", "bool", aliases=("smr",)),
-                C("psy", "bool"),
-                C("had", "bool"),
-                C("specificite", "enum", choices=SPECIFICITES),
-                C("lits", "int", min_value=0),
-            ),
-            key=("finess_geo",),
-            required_file=True,
-            description="Référentiel des établissements",
-        ),
-        Source(
-            "activite",
-            (
-                C("finess_geo", "finess", True, aliases=("finess",)),
-                C("annee", "int", True, aliases=("annee_activite",), min_value=1990, max_value=2100),
-                C("sejours", "int", True, aliases=("nb_sejours",), min_value=0),
-            ),
-            key=("finess_geo", "annee"),
-            description="Activité (séjours), dénominateur du taux de signalement e-SIN",
-        ),
-        Source(
-            "certification",
-            (
-                C("finess_geo", "finess", True, aliases=("finess",)),
-                C("date_decision", "date", True, aliases=("date_de_decision",)),
-                C("niveau", "text", True, aliases=("decision", "niveau_certification")),
-            ),
-            key=("finess_geo", "date_decision"),
-            description="Décisions de certification HAS",
-        ),
-        Source(
-            "qls",
-            (
-                C("finess_geo", "finess", True, aliases=("finess",)),
-                C("annee", "int", True, aliases=("campagne",), min_value=1990, max_value=2100),
-                C("secteur", "text", True),
-                C("score", "float", True, min_value=0, max_value=100),
-                C("n_dossiers", "int", min_value=0),
-                C("ic_bas", "float", min_value=0, max_value=100),
-                C("ic_haut", "float", min_value=0, max_value=100),
-            ),
-            key=("finess_geo", "annee", "secteur"),
-            description="Qualité de la lettre de liaison à la sortie (IQSS QLS)",
-        ),
-        Source(
-            "esin",
-            (
-                C("finess_geo", "finess", True, aliases=("finess",)),
-                C("annee", "int", True, min_value=1990, max_value=2100),
-                C("signalements", "int", True, aliases=("nb_signalements",), min_value=0),
-                C("responsable_connecte", "bool", True),
-            ),
-            key=("finess_geo", "annee"),
-            description="Signalements externes e-SIN",
-        ),
-        Source(
-            "formation",
-            (
-                C("finess_geo", "finess", True, aliases=("finess",)),
-                C("annee", "int", True, min_value=1990, max_value=2100),
-                C("categorie_personnel", "text", True, aliases=("categorie",)),
-                C("effectif", "int", True, min_value=1),
-                C("formes", "int", True, min_value=0),
-            ),
-            key=("finess_geo", "annee", "categorie_personnel"),
-            description="Formation du personnel à la prévention des IAS",
-        ),
-        Source(
-            "audits",
-            (
-                C("finess_geo", "finess", True, aliases=("finess",)),
-                C("annee", "int", True, min_value=1990, max_value=2100),
-                C("audits_total", "int", True, min_value=0),
-                C("audits_precautions", "int", True, min_value=0),
-            ),
-            key=("finess_geo", "annee"),
-            description="Audits des pratiques professionnelles",
-        ),
-        Source(
-            "plan_epidemies",
-            (
-                C("finess_geo", "finess", True, aliases=("finess",)),
-                C("annee", "int", True, min_value=1990, max_value=2100),
-                C("criteres_remplis", "int", True, min_value=0),
-                C("criteres_total", "int", True, min_value=1),
-            ),
-            key=("finess_geo", "annee"),
-            description="Grille d'autoévaluation du plan local de maîtrise des épidémies",
-        ),
-        Source(
-            "engagements",
-            (
-                C("finess_geo", "finess", True, aliases=("finess",)),
-                C("engagement", "enum", True, choices=ENGAGEMENTS),
-                C("date_signature", "date", True),
-                C("annee_debut", "int", True, min_value=1990, max_value=2100),
-                C("annee_fin", "int", True, min_value=1990, max_value=2100),
-                C("cible", "text"),
-            ),
-            key=("finess_geo", "engagement"),
-            description="Engagements signés dans les CPOM",
-        ),
-        Source(
-            "plans_actions",
-            (
-                C("finess_geo", "finess", True, aliases=("finess",)),
-                C("engagement", "enum", True, choices=ENGAGEMENTS),
-                C("action", "text", True),
-                C("pilote", "text"),
-                C("echeance", "date"),
-                C("statut", "enum", True, choices=STATUTS_ACTION),
-            ),
-            key=("finess_geo", "engagement", "action"),
-            description="Plans d'actions associés aux engagements",
-        ),
-        # Produced from the HAS e-Satis official files (never read from a hand-made file).
-        Source(
-            "esatis",
-            (
-                C("finess_geo", "finess", True),
-                C("annee", "int", True),
-                C("secteur", "text", True),
-                C("indicateur", "text", True),
-                C("score", "float"),
-                C("classement", "text"),
-                C("evolution", "text"),
-            ),
-            key=("finess_geo", "annee", "secteur", "indicateur"),
-            description="Expérience patient (HAS e-Satis), indicateur optionnel sans cible",
-        ),
-    ]
-}
-
-# Sources an analyst can provide as hand-made files (esatis comes only from official HAS files).
-INPUT_SOURCES = [n for n in SOURCES if n != "esatis"]
+    out: dict[str, Source] = {}
+    for name, s in rules.sources.items():
+        cols = []
+        for cname, c in s.colonnes.items():
+            kind, lo, hi = _KINDS[c.type]
+            cols.append(
+                Column(
+                    name=cname,
+                    kind=kind,
+                    required=c.requis,
+                    aliases=tuple(c.alias),
+                    values=tuple(c.valeurs or ()),
+                    mapping=tuple(c.correspondance.items()),
+                    min_value=c.min if c.min is not None else lo,
+                    max_value=c.max if c.max is not None else hi,
+                )
+            )
+        checks = tuple(
+            Check(motif=k.motif, condition=tuple(parse_condition(k.condition)) if k.condition else None,
+                  together=tuple(k.ensemble or ()))
+            for k in s.controles
+        )
+        stems = tuple(dict.fromkeys([s.fichier or name, *s.alias]))
+        out[name] = Source(
+            name=name,
+            columns=tuple(cols),
+            key=tuple(s.cle),
+            required_file=s.obligatoire,
+            description=s.libelle,
+            file_names=() if s.officielle else stems,
+            checks=checks,
+            official_only=s.officielle,
+        )
+    return out

@@ -1,0 +1,185 @@
+"""Résultats d'une région, calculés une fois par le notebook de leur étape et conservés typés.
+
+- notebook 02 (ciblage) : :func:`run_ciblage` -> ``ciblage.csv`` + ``resultats/ciblage*.parquet``
+  (année N, historique, entrées et sorties, taux régionaux) ;
+- notebook 03 (suivi) : :func:`run_suivi` -> ``suivi_engagements.csv`` + ``resultats/suivi*.parquet``
+  (année N ; en veille pour les fiches : année N et trois années précédentes) ;
+- notebook 04 (tendances) : :func:`run_tendances` -> ``tendances.csv`` + ``resultats/tendances.parquet``,
+  évolutions, entonnoirs, comparaisons ciblés / non ciblés.
+
+Le notebook du rapport, les fiches et le classeur relisent ces résultats (:func:`load_results`) et ne
+recalculent rien.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from . import ciblage as cib
+from . import suivi as sv
+from . import tendances as td
+
+RESULTS_DIR = "resultats"
+HISTORY_YEARS = 3
+
+
+@dataclass
+class Results:
+    annee: int
+    annees: list[int]
+    monitoring: bool
+    ciblage: pd.DataFrame
+    historique: pd.DataFrame
+    mouvements: pd.DataFrame
+    suivi: pd.DataFrame
+    suivi_veille: pd.DataFrame
+    suivi_historique: pd.DataFrame
+    tendances: pd.DataFrame
+    taux: dict = field(default_factory=dict)  # risque -> {"taux": …, "n": …}
+    evolutions: dict = field(default_factory=dict)  # indicateur -> DataFrame
+    funnels: dict = field(default_factory=dict)  # clé -> td.FunnelData
+    comparaisons: dict = field(default_factory=dict)  # risque -> DataFrame (attrs dans meta)
+
+
+def report_years(ctx) -> list[int]:
+    return [y for y in td.available_years(ctx.tables, ctx.rules, ctx.region) if y <= ctx.annee] or [ctx.annee]
+
+
+def _dir(ctx) -> Path:
+    d = Path(ctx.out_dir) / RESULTS_DIR
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
+def _save(ctx, name: str, df: pd.DataFrame) -> None:
+    df.reset_index(drop=True).to_parquet(_dir(ctx) / f"{name}.parquet", index=False)
+
+
+def _meta(ctx, update: dict | None = None) -> dict:
+    p = _dir(ctx) / "meta.json"
+    meta = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
+    if update:
+        meta.update(update)
+        p.write_text(json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    return meta
+
+
+def run_ciblage(ctx) -> pd.DataFrame:
+    from ..publishing import outputs
+
+    years = report_years(ctx)
+    hist = cib.ciblage_history(ctx.tables, ctx.rules, years, ctx.region)
+    cur = hist.loc[hist["annee"] == ctx.annee].drop(columns="annee").reset_index(drop=True)
+    if ctx.annee not in years:
+        cur = cib.compute_ciblage(ctx.tables, ctx.rules, ctx.annee, ctx.region)
+    mv = cib.ciblage_movements(hist, years)
+    taux = {}
+    for code, r in ctx.rules.risques.items():
+        if r.regle == "sous_declaration_poisson":
+            t, n = cib.regional_rate(ctx.tables, ctx.rules, ctx.annee, ctx.region, r)
+            taux[code] = {"taux": t, "n": n}
+    outputs.write_csv(cur[cib.CIBLAGE_COLUMNS], Path(ctx.out_dir) / "ciblage.csv")
+    _save(ctx, "ciblage", cur)
+    _save(ctx, "ciblage_historique", hist)
+    _save(ctx, "ciblage_mouvements", mv)
+    _meta(ctx, {"annee": ctx.annee, "annees": years, "taux": taux})
+    return cur
+
+
+def run_suivi(ctx) -> pd.DataFrame:
+    from ..publishing import outputs
+
+    t = ctx.tables
+    s = sv.compute_suivi(t, ctx.rules, ctx.annee, ctx.region)
+    outputs.write_csv(s[sv.SUIVI_COLUMNS], Path(ctx.out_dir) / "suivi_engagements.csv")
+    # Pour les fiches : tous les établissements en veille (année N et années précédentes), afin que
+    # l'historique existe même avant la signature d'un engagement.
+    veille = {k: v for k, v in t.items() if k != "engagements"}
+    s_veille = sv.compute_suivi(veille, ctx.rules, ctx.annee, ctx.region) if "engagements" in t else s
+    hist = []
+    for y in range(ctx.annee - HISTORY_YEARS, ctx.annee):
+        h = sv.compute_suivi(veille, ctx.rules, y, ctx.region)
+        if len(h):
+            hist.append(h.assign(annee=y))
+    hist = pd.concat(hist, ignore_index=True) if hist else s.iloc[0:0].assign(annee=pd.Series(dtype="Int64"))
+    hist["annee"] = hist["annee"].astype("Int64")
+    _save(ctx, "suivi", s)
+    _save(ctx, "suivi_veille", s_veille)
+    _save(ctx, "suivi_historique", hist)
+    _meta(ctx, {"mode_veille": sv.is_monitoring_mode(t)})
+    return s
+
+
+def run_tendances(ctx) -> pd.DataFrame:
+    from ..publishing import outputs
+
+    d = _dir(ctx)
+    meta = _meta(ctx)
+    years = meta.get("annees") or report_years(ctx)
+    hist = pd.read_parquet(d / "ciblage_historique.parquet") if (d / "ciblage_historique.parquet").is_file() else None
+    mv = pd.read_parquet(d / "ciblage_mouvements.parquet") if (d / "ciblage_mouvements.parquet").is_file() else None
+    tend = td.compute_tendances(ctx.tables, ctx.rules, ctx.region, years, history=hist, movements=mv)
+    outputs.write_csv(tend, Path(ctx.out_dir) / "tendances.csv")
+    _save(ctx, "tendances", tend)
+    funnels, evol, comps = {}, {}, {}
+    for code in td.interval_indicators(ctx.rules):
+        ev = td.evolutions(ctx.tables, ctx.rules, ctx.region, ctx.annee, code)
+        _save(ctx, f"evolutions_{code}", ev)
+        evol[code] = True
+        if ctx.rules.indicator(code).unite == "%" and ctx.rules.indicator(code).effectif:
+            fd = td.funnel_data_valeur(ctx.tables, ctx.rules, ctx.region, ctx.annee, code)
+            _save(ctx, f"entonnoir_{code}_points", fd.points)
+            _save(ctx, f"entonnoir_{code}_limites", fd.limites)
+            funnels[code] = {"reference": fd.reference, "type": "valeur", "indicateur": code}
+    for code, r in ctx.rules.risques.items():
+        if r.regle == "sous_declaration_poisson":
+            fd = td.funnel_data_poisson(ctx.tables, ctx.rules, ctx.region, ctx.annee, code)
+            _save(ctx, f"entonnoir_{code}_points", fd.points)
+            _save(ctx, f"entonnoir_{code}_limites", fd.limites)
+            funnels[code] = {"reference": fd.reference, "type": "poisson", "risque": code}
+    base = ctx.annee - 2
+    if base in years and hist is not None:
+        for code in td.comparable_risks(ctx.rules):
+            cb = hist.loc[hist["annee"] == base]
+            df = td.targeted_vs_others(ctx.tables, ctx.rules, ctx.region, base, ctx.annee, code, ciblage_base=cb)
+            _save(ctx, f"comparaison_{code}", df)
+            comps[code] = {"annee_ciblage": base, "annee_suivi": ctx.annee}
+    _meta(ctx, {"entonnoirs": funnels, "evolutions": sorted(evol), "comparaisons": comps})
+    return tend
+
+
+def load_results(out_dir: str | Path) -> Results:
+    d = Path(out_dir) / RESULTS_DIR
+    meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+
+    def rd(name: str) -> pd.DataFrame:
+        return pd.read_parquet(d / f"{name}.parquet")
+
+    funnels = {}
+    for key, m in meta.get("entonnoirs", {}).items():
+        funnels[key] = td.FunnelData(rd(f"entonnoir_{key}_points"), rd(f"entonnoir_{key}_limites"), m["reference"])
+    comps = {}
+    for key, m in meta.get("comparaisons", {}).items():
+        df = rd(f"comparaison_{key}")
+        df.attrs.update(m, note=td.regression_to_mean_note(), risque=key)
+        comps[key] = df
+    return Results(
+        annee=int(meta["annee"]),
+        annees=[int(y) for y in meta["annees"]],
+        monitoring=bool(meta.get("mode_veille", False)),
+        ciblage=rd("ciblage"),
+        historique=rd("ciblage_historique"),
+        mouvements=rd("ciblage_mouvements"),
+        suivi=rd("suivi"),
+        suivi_veille=rd("suivi_veille"),
+        suivi_historique=rd("suivi_historique"),
+        tendances=rd("tendances"),
+        taux=meta.get("taux", {}),
+        evolutions={c: rd(f"evolutions_{c}") for c in meta.get("evolutions", [])},
+        funnels=funnels,
+        comparaisons=comps,
+    )
