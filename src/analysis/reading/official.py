@@ -21,11 +21,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import finess
 from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, xlsx_sheet_names
 
 KIND_DEMARCHE = "has_certification_demarches"
 KIND_SITES = "has_certification_sites"
 KIND_ESATIS = "has_esatis"
+KIND_FINESS = finess.KIND
 
 _DEMARCHE_COLS = {"code_demarche", "date_de_decision", "decision_de_la_cces"}
 _SITES_COLS = {"code_demarche", "finess_ej", "finess_eg", "rs_eg", "site_principal"}
@@ -50,7 +52,12 @@ class OfficialFile:
 
 
 def read_candidate(path: Path) -> RawTable:
-    """Read a file, picking the ``Resultats`` sheet of a workbook when there is one."""
+    """Read a file, picking the ``Resultats`` sheet of a workbook when there is one.
+
+    A FINESS extract (no header row, recognised by its first line) is read by :mod:`.finess`.
+    """
+    if finess.sniff(path):
+        return finess.read_extract(path)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         try:
             names = xlsx_sheet_names(path)
@@ -64,6 +71,12 @@ def read_candidate(path: Path) -> RawTable:
 def detect_table(path: Path, table: RawTable) -> OfficialFile | None:
     cols = set(table.data.columns)
     common = dict(path=path, table=table, encoding=table.encoding, separator=table.separator, sheet=table.sheet)
+    if finess.is_extract_table(cols):
+        info = finess.describe(path, table)
+        return OfficialFile(
+            kind=KIND_FINESS, nature=info["nature"], source="etablissements", unused_rows=info["sans_objet"],
+            notes=info["notes"], meta={"date_extraction": info["date_extraction"]}, **common,
+        )
     if _DEMARCHE_COLS <= cols:
         return OfficialFile(
             kind=KIND_DEMARCHE, nature="HAS certification (référentiel 2021) : démarches et décisions",
@@ -174,14 +187,23 @@ def _esatis_rows(officials: list[OfficialFile]) -> list[tuple[str, pd.DataFrame,
     return out
 
 
-def to_sources(officials: list[OfficialFile], rules: dict):
-    """Turn recognised official files into raw tables of the sources they feed."""
+def to_sources(officials: list[OfficialFile], rules: dict, known: set[str] | None = None):
+    """Turn recognised official files into raw tables of the sources they feed.
+
+    ``known``: FINESS of the referential (BQSS rows that only complete another row — dates, bounds —
+    are counted outside the referential with it).
+    """
     return _certification_rows(officials) + _esatis_rows(officials)
 
 
 def lookup_rows(fname: str, officials: list[OfficialFile]) -> int:
     """Rows of a démarche file used as a lookup (they feed the sites' rows, not a table of their own)."""
     return sum(o.meta.get("lookup_rows", 0) for o in officials if o.path.name == fname)
+
+
+def outside_rows(fname: str, officials: list[OfficialFile]) -> int:
+    """Rows that only complete a row of an establishment outside the referential (BQSS)."""
+    return sum(o.meta.get("outside_rows", 0) for o in officials if o.path.name == fname)
 
 
 def extra_read_rows(fname: str, officials: list[OfficialFile]) -> int:
