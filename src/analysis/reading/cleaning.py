@@ -506,6 +506,7 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         official_raw.setdefault(src_name, []).append((raw, offs))
     for off in officials:
         warnings.extend(off.notes)
+        reports[off.path.name].nature = off.nature  # may be refined while reading (BQSS editions)
     official_names = {o.path.name for o in officials}
 
     for src in INPUT_SOURCES + ["esatis"]:

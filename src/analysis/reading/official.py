@@ -21,13 +21,15 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import finess
+from . import bqss, finess
 from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, xlsx_sheet_names
 
 KIND_DEMARCHE = "has_certification_demarches"
 KIND_SITES = "has_certification_sites"
 KIND_ESATIS = "has_esatis"
 KIND_FINESS = finess.KIND
+KIND_BQSS_VALEUR = bqss.KIND_VALEUR
+KIND_BQSS_META = bqss.KIND_META
 
 _DEMARCHE_COLS = {"code_demarche", "date_de_decision", "decision_de_la_cces"}
 _SITES_COLS = {"code_demarche", "finess_ej", "finess_eg", "rs_eg", "site_principal"}
@@ -58,6 +60,8 @@ def read_candidate(path: Path) -> RawTable:
     """
     if finess.sniff(path):
         return finess.read_extract(path)
+    if bqss.sniff_valeur(path):  # 3.8 million rows: read later, only the keys needed
+        return bqss.stub_table(path)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         try:
             names = xlsx_sheet_names(path)
@@ -77,6 +81,11 @@ def detect_table(path: Path, table: RawTable) -> OfficialFile | None:
             kind=KIND_FINESS, nature=info["nature"], source="etablissements", unused_rows=info["sans_objet"],
             notes=info["notes"], meta={"date_extraction": info["date_extraction"]}, **common,
         )
+    if set(bqss.VALEUR_COLS) <= cols:
+        return OfficialFile(kind=KIND_BQSS_VALEUR, nature="HAS BQSS : valeurs", source="bqss", **common)
+    if bqss.is_metadata(cols):
+        return OfficialFile(kind=KIND_BQSS_META, nature=f"HAS BQSS : métadonnées ({len(table.data)} clés)",
+                            source="bqss", **common)
     if _DEMARCHE_COLS <= cols:
         return OfficialFile(
             kind=KIND_DEMARCHE, nature="HAS certification (référentiel 2021) : démarches et décisions",
@@ -193,7 +202,26 @@ def to_sources(officials: list[OfficialFile], rules: dict, known: set[str] | Non
     ``known``: FINESS of the referential (BQSS rows that only complete another row — dates, bounds —
     are counted outside the referential with it).
     """
-    return _certification_rows(officials) + _esatis_rows(officials)
+    return _certification_rows(officials) + _esatis_rows(officials) + _bqss_rows(officials, rules, known)
+
+
+def _bqss_rows(officials: list[OfficialFile], rules: dict, known) -> list[tuple[str, pd.DataFrame, list[OfficialFile]]]:
+    val = [o for o in officials if o.kind == KIND_BQSS_VALEUR]
+    meta = [o for o in officials if o.kind == KIND_BQSS_META]
+    if not val and not meta:
+        return []
+    if not val or not meta or len(val) > 1 or len(meta) > 1:
+        for o in val + meta:
+            o.unused_rows = len(o.table.data) if o.kind == KIND_BQSS_META else 0
+            o.notes.append(
+                f"« {o.path.name} » : fichier HAS BQSS non utilisé — il faut exactement un fichier des valeurs "
+                "(valeur.csv) et un fichier des métadonnées (metadata.csv) de la même édition."
+            )
+            if o.kind == KIND_BQSS_VALEUR:
+                _, counts = bqss.read_values(o.path, set())
+                o.unused_rows = counts["lignes"]
+        return []
+    return [(src, raw, [val[0]]) for src, raw in bqss.to_sources(val[0], meta[0], rules, known)]
 
 
 def lookup_rows(fname: str, officials: list[OfficialFile]) -> int:
