@@ -150,3 +150,15 @@ def test_only_needed_keys_are_read(tmp_path):
     assert counts["lignes"] == 29 and (counts["annee_min"], counts["annee_max"]) == ("2018", "2025")
     assert set(df["key"]) == {"certif_date"} and df["_ligne"].tolist() == [4, 6, 9, 11, 13, 15, 18]
     assert df["finess"].str.len().eq(9).all() and df["finess"].iloc[0] == A  # leading zero kept
+
+
+def test_a_hand_made_qls_file_wins_over_bqss(tmp_path):
+    d = tmp_path
+    (d / "etablissements.csv").write_text(f"finess_geo;raison_sociale;departement;region;statut\n{A};X;01;84;public\n{B};Y;9A;01;public\n")
+    (d / "qls.csv").write_text(f"finess_geo;annee;secteur;score\n{A};2022;MCO;35\n")
+    (d / "valeur.csv").write_text(VAL_HEADER + "\n" + "\n".join(VALUES) + "\n", encoding="utf-8")
+    (d / "metadata.csv").write_text(META_HEADER + "\n" + "\n".join(META) + "\n", encoding="utf-8")
+    res = clean_folder(d, RULES)
+    q = res.tables["qls"].set_index("finess_geo")
+    assert q.loc[A, "score"] == 35 and q.loc[A, "_fichier"] == "qls.csv" and q.loc[B, "score"] == 55.0
+    assert any("qls : 1 ligne(s) de la BQSS écartée(s)" in w for w in res.warnings)

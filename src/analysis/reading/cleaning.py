@@ -528,7 +528,8 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         if len(accepted_parts) == 1:
             tables[src] = accepted_parts[0]
         else:
-            merged, note = official.merge_with_hand_made(src, accepted_parts, official_names)
+            merged, note = official.merge_with_hand_made(src, accepted_parts, official_names,
+                                                         official.low_priority_names(officials))
             tables[src] = merged
             if note:
                 warnings.extend(note)

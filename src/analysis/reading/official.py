@@ -238,15 +238,37 @@ def extra_read_rows(fname: str, officials: list[OfficialFile]) -> int:
     return sum(o.unused_rows for o in officials if o.path.name == fname)
 
 
-def merge_with_hand_made(src: str, parts: list[pd.DataFrame], official_names: set[str]) -> tuple[pd.DataFrame, list[str]]:
+def low_priority_names(officials: list[OfficialFile]) -> set[str]:
+    """Files whose rows give way to another file's on the same key (BQSS: a hand-made QLS file or an
+    e-Satis workbook, which carries the class, say more)."""
+    return {o.path.name for o in officials if o.kind == KIND_BQSS_VALEUR}
+
+
+def merge_with_hand_made(src: str, parts: list[pd.DataFrame], official_names: set[str],
+                         low_priority: set[str] = frozenset()) -> tuple[pd.DataFrame, list[str]]:
     """Combine a hand-made source with official rows.
 
     For certification, both kinds are kept as dated decisions: the level in force in year N is the
     latest decision, so when both speak of one site the later decision wins. On the same date with
     different levels, the HAS decision is kept and the hand-made line is set aside (reported).
+    For the other sources, rows of ``low_priority`` files (BQSS) whose key another file already
+    gives are set aside (reported).
     """
     df = pd.concat(parts, ignore_index=True)
     notes: list[str] = []
+    if src != "certification" and low_priority and not df.empty:
+        from ..rules.schema import SOURCES
+
+        key = list(SOURCES[src].key)
+        low = df[FILE_COL].isin(low_priority)
+        taken = df.loc[~low, key].drop_duplicates()
+        clash = df[low].reset_index().merge(taken, on=key, how="inner")["index"]
+        if len(clash):
+            df = df.drop(index=clash)
+            notes.append(
+                f"{src} : {len(clash)} ligne(s) de la BQSS écartée(s) : un autre fichier donne déjà la même clé "
+                f"({', '.join(key)}) et fait foi."
+            )
     if src != "certification" or df.empty:
         return df.sort_values(["finess_geo", FILE_COL, LINE_COL], kind="mergesort").reset_index(drop=True), notes
     is_off = df[FILE_COL].isin(official_names)
