@@ -242,3 +242,33 @@ def test_national_targeting_and_follow_up_against_independent_computation(real_d
     counts = cert["statut"].value_counts()
     assert counts.get("atteint", 0) == int(levels.isin(["Certifié avec mention", "Certifié"]).sum())
     assert counts.get("non_evaluable", 0) == len(sites) - len(levels)
+
+
+def test_geolocated_extract_latin1_crlf_and_a_damaged_line(tmp_path):
+    """File 1100507 (geolocalisation section), an older Latin-1 extract with CRLF, a short line."""
+    ch = _line("010000024", "010780054", "CH DE FLEYRIAT", "355", "Centre Hospitalier (C.H.)", sph="1", mft="03")
+    clinic = _line("2A0000123", "2A0000115", "CLINIQUE DE L'ÉTANG", "365", "Etablissement de Soins Pluridisciplinaire")
+    pharma = _line("010000099", "010000081", "PHARMACIE", "620", "Pharmacie d'Officine", mft="01")
+    text = "\r\n".join([
+        "finess;etalab;111;2019-03-01", ch, "structureet;010000040;010780070;TROP COURT", clinic, pharma,
+        "geolocalisation;010000024;870000.1;6570000.2;1,ATLASANTE,100,IGN,LAMBERT_93;2019-02-01",
+        "geolocalisation;2A0000123;1200000.0;6100000.0;1,ATLASANTE,100,IGN,LAMBERT_93;2019-02-01",
+    ]) + "\r\n"
+    p = tmp_path / "etalab-cs1100507-stock-20190301-0410.csv"
+    p.write_bytes(text.encode("cp1252"))
+    bom = tmp_path / "autre" / "extrait.csv"
+    bom.parent.mkdir()
+    bom.write_bytes(("\ufeff" + text).encode("utf-8"))
+    assert finess.sniff(bom) == "2019-03-01"
+    res = clean_folder(tmp_path, RULES)
+    etab = res.tables["etablissements"].set_index("finess_geo")
+    assert list(etab.index) == ["010000024", "2A0000123"]
+    assert etab.loc["2A0000123", "raison_sociale"] == "CLINIQUE DE L'ÉTANG"
+    assert (etab.loc["2A0000123", "departement"], etab.loc["2A0000123", "region"]) == ("2A", "94")
+    rep = _files(res)[p.name]
+    assert rep.encodage == "windows-1252" and rep.date_extraction == "2019-03-01"
+    assert (rep.lignes_lues, rep.acceptees, rep.rejetees, rep.hors_referentiel, rep.sans_objet) == (6, 2, 1, 1, 2)
+    assert res.rejects[["ligne", "motif"]].values.tolist() == [
+        [3, "ligne mal formée : ligne « structureet » de 4 champs pour 32 attendus (séparateur « ; »)"]]
+    assert any("2 « geolocalisation »" in w for w in res.warnings)
+    assert any("Pharmacie d'Officine (620) : 1" in w for w in res.warnings)

@@ -75,6 +75,8 @@ def sniff(path: Path) -> str | None:
             head = fh.read(256)
     except OSError:
         return None
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
     first = head.split(b"\n", 1)[0].rstrip(b"\r")
     m = _HEADER.match(first.decode("latin-1"))
     return m.group(2) if m else None
