@@ -209,6 +209,7 @@ class Account:
     lookup_in: int = 0
     lookup_out: int = 0
     unused: Counter = field(default_factory=Counter)
+    notes: list[str] = field(default_factory=list)
 
 
 def _value(df: pd.DataFrame) -> pd.Series:
@@ -331,6 +332,12 @@ def _qls(df: pd.DataFrame, sel: pd.DataFrame, known, acc: Account, fname: str) -
     dup = score.duplicated(["finess", "annee", "secteur"], keep="first")
     acc.unused["score QLS d'une autre clé du même secteur et de la même année"] += int(dup.sum())
     score = score[~dup]
+    num = pd.to_numeric(score["_v"], errors="coerce")
+    if num.notna().sum() >= 10 and num.max() <= 1:
+        acc.notes.append(
+            "BQSS : tous les scores QLS retenus sont compris entre 0 et 1 ; le projet les lit comme des pourcentages "
+            "(0 à 100) : vérifiez l'unité des clés QLS de metadata.csv avant d'interpréter le ciblage."
+        )
     on = ["annee", "finess", "secteur"]
     out = {"finess_geo": score["finess"].values, "annee": score["annee"].values, "secteur": score["secteur"].values,
            "score": score["_v"].values}
@@ -379,6 +386,7 @@ def to_sources(valeur, metadata, rules: dict, known: set[str] | None):
     valeur.meta["outside_rows"] = acc.lookup_out
     valeur.unused_rows = counts["lignes"] - n_primary - acc.lookup_in - acc.lookup_out
     assert valeur.unused_rows == sum(acc.unused.values()), (valeur.unused_rows, acc.unused)
+    valeur.notes.extend(acc.notes)
     detail = " ; ".join(f"{r} : {_fmt(v)}" for r, v in sorted(acc.unused.items(), key=lambda kv: -kv[1]) if v)
     valeur.notes.append(
         f"« {fname} » (HAS BQSS) : {_fmt(counts['lignes'])} ligne(s) ; {_fmt(n_primary)} donnent une décision de "
