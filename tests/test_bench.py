@@ -57,6 +57,18 @@ def test_missing_measure_is_reported_not_guessed():
     assert all(r["texte"] == "non mesuré" for r in rows if r["atteinte"] is None)
 
 
+def test_bqss_targets_and_lines():
+    m = _mesures(bqss={"median_s": 6.2, "executions_s": [6.2], "lecture_s": 5.1, "pic_memoire_octets": int(0.6 * GIB),
+                       "lignes": 3_798_334, "finess": 10_871, "cles": 959, "octets": 195_000_000})
+    rows = bench.evaluate(m)
+    assert _row(rows, "BQSS (3,8 M lignes)")["atteinte"] is True and _row(rows, "BQSS (3,8 M lignes)")["cible"] == 20.0
+    assert _row(rows, "BQSS : pic")["atteinte"] is True
+    slow = bench.evaluate(_mesures(bqss={"median_s": 25.0, "pic_memoire_octets": int(2 * GIB)}))
+    assert _row(slow, "BQSS (3,8 M lignes)")["atteinte"] is False and _row(slow, "BQSS : pic")["atteinte"] is False
+    text = bench.format_report({"machine": {}, "mesures": m, "cibles": rows})
+    assert "BQSS synthétique : 3,80 M lignes, 10871 FINESS, 959 clés" in text and "6,20 s" in text
+
+
 def test_french_formatting():
     assert bench.fmt_duree(0.853) == "0,85 s"
     assert bench.fmt_duree(12.34) == "12,3 s"

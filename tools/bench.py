@@ -13,6 +13,9 @@ Mesure sur la machine courante, en médianes de plusieurs exécutions (moins ave
    WeasyPrint, par établissement) sur 10 établissements, contre le coût d'une fiche du projet
    (:func:`analysis.fiches.render_fiches` sur les mêmes 10 établissements, plus la part de
    :func:`analysis.fiches_data.build_fiches` ; et le coût par fiche du rapport complet) ;
+6. la **lecture de la BQSS de la HAS** (``valeur.csv`` + ``metadata.csv``) sur une paire synthétique de
+   la taille réelle (3,8 millions de lignes, 10 871 FINESS, 959 clés, :mod:`tools.bqss_synth`) avec un
+   référentiel de ces FINESS : ``clean_folder`` dans un processus neuf, durée et pic mémoire (RSS) ;
 5. un **jeu national synthétique** (générateur de démonstration, 18 régions, 2015–2024) : tous les
    rapports régionaux avec toutes les fiches (``--region toutes --jobs 2``), durée et pic mémoire
    (somme des RSS de l'arbre de processus, échantillonnée toutes les 0,2 s avec psutil).
@@ -44,6 +47,8 @@ CIBLES = {
     "ratio_fiches": 20.0,          # fiche du projet ≥ 20 × moins chère que la méthode naïve
     "national_s": 600.0,           # national < 10 min
     "national_octets": 2 * GIB,    # pic mémoire < 2 Gio
+    "bqss_s": 20.0,                # issue 10 : lecture de la BQSS ≤ 20 s
+    "bqss_octets": 1.5 * GIB,      # et ≤ 1,5 Gio
 }
 ECHANTILLON_FICHES = 10
 SAMPLE_PERIOD_S = 0.2
@@ -129,6 +134,11 @@ def evaluate(mesures: dict) -> list[dict]:
         fmt_duree, f"< {fmt_duree(CIBLES['national_s'])}")
     add("National : pic mémoire", nat.get("pic_memoire_octets"), CIBLES["national_octets"], True,
         fmt_octets, f"< {fmt_octets(CIBLES['national_octets'])}")
+    bq = mesures.get("bqss") or {}
+    add("BQSS (3,8 M lignes) : lecture, durée", bq.get("median_s"), CIBLES["bqss_s"], True, fmt_duree,
+        f"≤ {fmt_duree(CIBLES['bqss_s'])}")
+    add("BQSS : pic mémoire", bq.get("pic_memoire_octets"), CIBLES["bqss_octets"], True, fmt_octets,
+        f"≤ {fmt_octets(CIBLES['bqss_octets'])}")
     return rows
 
 
@@ -201,6 +211,14 @@ def format_report(result: dict) -> str:
         for k, v in (nat.get("parties_s") or {}).items():
             suffix = " (une fois pour toutes les régions)" if k == "lecture" else " (cumul des régions)"
             detail.append([f"  {PARTIES.get(k, k)}{suffix}", fmt_duree(v), ""])
+    bq = m.get("bqss")
+    if bq:
+        detail.append([f"BQSS synthétique : {_fr(bq.get('lignes', 0) / 1e6, 2)} M lignes, {bq.get('finess', '?')} FINESS, "
+                       f"{bq.get('cles', '?')} clés ({fmt_octets(bq.get('octets'))}), clean_folder à froid",
+                       fmt_duree(bq["median_s"]), runs(bq)])
+        if bq.get("lecture_s") is not None:
+            detail.append(["  dont lecture et validation (sans le démarrage de Python)", fmt_duree(bq["lecture_s"]), ""])
+        detail.append(["  pic mémoire (RSS)", fmt_octets(bq["pic_memoire_octets"]), ""])
     parts.append(_table(detail))
     parts.append("")
     cibles = [["Mesure", "Mesuré", "Cible", "Atteinte", "Écart"]]
@@ -566,14 +584,49 @@ def bench_national(work: Path) -> dict:
     return res
 
 
+# --------------------------------------------------------------------------- 6. BQSS
+
+
+_BQSS_CODE = (
+    "import json, time\n"
+    "t = time.perf_counter()\n"
+    "from analysis.reading.cleaning import clean_folder\n"
+    "from analysis.rules.loader import load_rules\n"
+    "r = clean_folder({data!r}, load_rules())\n"
+    "print(json.dumps({{'lecture_s': time.perf_counter() - t, "
+    "'lignes': {{k: len(v) for k, v in r.tables.items()}}}}))\n"
+)
+
+
+def bench_bqss(work: Path, reps: int) -> dict:
+    from tools.bqss_synth import write_bqss
+
+    data = work / "bqss"
+    _say("BQSS : écriture de la paire synthétique (3,8 millions de lignes)…")
+    info = write_bqss(data)
+    runs, inner, peaks, tables = [], [], [], {}
+    for _ in range(reps):
+        r = _run([sys.executable, "-c", _BQSS_CODE.format(data=str(data))], monitor=True)
+        out = json.loads(r["sortie"].strip().splitlines()[-1])
+        runs.append(r["duree_s"])
+        inner.append(out["lecture_s"])
+        peaks.append(r["pic_rss"])
+        tables = out["lignes"]
+    res = {"median_s": _median(runs), "executions_s": runs, "lecture_s": _median(inner),
+           "pic_memoire_octets": max(peaks), "tables": tables, **info}
+    _say(f"BQSS : {fmt_duree(res['median_s'])}, pic {fmt_octets(res['pic_memoire_octets'])}")
+    return res
+
+
 # --------------------------------------------------------------------------- entrée
 
 
-def run_bench(out: Path, quick: bool = False) -> dict:
-    """Lance toutes les mesures, affiche le tableau et écrit ``<out>/bench.json``."""
+def run_bench(out: Path, quick: bool = False, only_bqss: bool = False) -> dict:
+    """Lance toutes les mesures (ou la seule lecture de la BQSS), affiche le tableau et écrit
+    ``<out>/bench.json``."""
     out = Path(out)
-    reps = {"plancher": 2, "rapport_froid": 1, "relance": 3, "fiches": 1} if quick else \
-           {"plancher": 5, "rapport_froid": 3, "relance": 5, "fiches": 3}
+    reps = {"plancher": 2, "rapport_froid": 1, "relance": 3, "fiches": 1, "bqss": 1} if quick else \
+           {"plancher": 5, "rapport_froid": 3, "relance": 5, "fiches": 3, "bqss": 3}
     result: dict = {
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "rapide": bool(quick),
@@ -585,17 +638,19 @@ def run_bench(out: Path, quick: bool = False) -> dict:
     with tempfile.TemporaryDirectory(prefix="cpom-bench-") as tmp:
         work = Path(tmp)
         _say(f"travail dans {work} ; répétitions {reps}")
-        m["plancher"] = bench_plancher(work, reps["plancher"])
-        froid, relance = bench_rapport(work, reps["rapport_froid"], reps["relance"])
-        froid.pop("_dossier", None)
-        m["rapport_froid"], m["relance"] = froid, relance
-        m["fiches"] = bench_fiches(work, reps["fiches"], froid)
-        m["national"] = bench_national(work)
+        if not only_bqss:
+            m["plancher"] = bench_plancher(work, reps["plancher"])
+            froid, relance = bench_rapport(work, reps["rapport_froid"], reps["relance"])
+            froid.pop("_dossier", None)
+            m["rapport_froid"], m["relance"] = froid, relance
+            m["fiches"] = bench_fiches(work, reps["fiches"], froid)
+            m["national"] = bench_national(work)
+        m["bqss"] = bench_bqss(work, reps["bqss"])
     result["cibles"] = evaluate(m)
     text = format_report(result)
     print(text, flush=True)
     out.mkdir(parents=True, exist_ok=True)
-    target = out / "bench.json"
+    target = out / ("bench_bqss.json" if only_bqss else "bench.json")
     target.write_text(json.dumps(result, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
     print(f"\nMesures écrites dans {target}", flush=True)
     return result

@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("bench", help="mesure les performances (voir README)")
     b.add_argument("--out", default="reports")
     b.add_argument("--quick", action="store_true", help="répétitions réduites")
+    b.add_argument("--bqss", action="store_true", help="seulement la lecture de la BQSS (paire synthétique)")
     return p
 
 
@@ -89,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "bench":
             from tools.bench import run_bench
 
-            run_bench(Path(args.out), quick=args.quick)
+            run_bench(Path(args.out), quick=args.quick, only_bqss=args.bqss)
         return 0
     except InputError as exc:
         print(f"Erreur dans les données d'entrée : {exc}", file=sys.stderr)

@@ -252,7 +252,8 @@ def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
         "raison_sociale": _text(fiche.get("raison_sociale")),
         "departement": _text(fiche.get("departement")),
         "categorie": _text(fiche.get("categorie")),
-        "statut": _text(fiche.get("statut")),
+        # a FINESS extract does not always tell the statut: it stays missing, shown « non renseigné »
+        "statut": "non renseigné" if is_missing(fiche.get("statut")) else _text(fiche.get("statut")),
         "lits": MISSING if is_missing(lits) else fmt_num(lits),
         "activites": activites_txt,
         "ciblage": ciblage,

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import official
 import numpy as np
 
+from . import finess, official
 from .parsing import Parsed, parse_column
 from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, sha256_file
 from ..rules.schema import Source
@@ -46,6 +46,7 @@ class FileReport:
     sans_objet: int = 0  # official files: démarche without decision (no level to take)
     reparees: int = 0
     lignes_vides: int = 0
+    date_extraction: str = ""  # official files that carry one (FINESS extract: AAAA-MM-JJ)
 
     def reconciles(self) -> bool:
         return self.lignes_lues == (
@@ -123,7 +124,7 @@ def list_input_files(data_dir: Path) -> list[Path]:
 # Validation of one source
 
 
-def _resolve_columns(raw: pd.DataFrame, source: Source, files: list[str]) -> dict[str, str]:
+def _resolve_columns(raw: pd.DataFrame, source: Source, files: list[str], optional=frozenset()) -> dict[str, str]:
     """Map schema column -> raw column; raise a clear error for missing required columns."""
     mapping: dict[str, str] = {}
     for col in source.columns:
@@ -131,7 +132,7 @@ def _resolve_columns(raw: pd.DataFrame, source: Source, files: list[str]) -> dic
             if cand in raw.columns:
                 mapping[col.name] = cand
                 break
-    missing = [c for c in source.required_columns if c not in mapping]
+    missing = [c for c in source.required_columns if c not in mapping and c not in optional]
     if missing:
         present = [c for c in raw.columns if not c.startswith("_")]
         raise InputError(
@@ -215,6 +216,7 @@ def validate_source(
     files: list[str],
     known_finess: set[str] | None = None,
     scope_only: set[str] | None = None,
+    optional: frozenset[str] = frozenset(),
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Validate a raw string table (with ``_fichier``, ``_ligne``) of one source.
 
@@ -225,9 +227,11 @@ def validate_source(
     ``known_finess``: rows whose finess_geo is not in it are rejected.
     ``scope_only``: for national official files, rows outside it are counted ``hors_referentiel``
     instead of rejected.
+    ``optional``: required columns that may be absent or empty in this table (a FINESS extract's
+    statut; an ``etablissements`` file that completes an extract).
     """
     source = rules.source_specs[source_name]
-    mapping = _resolve_columns(raw, source, files)
+    mapping = _resolve_columns(raw, source, files, optional)
     n = len(raw)
     idx = raw.index
     typed = pd.DataFrame(index=idx)
@@ -246,7 +250,7 @@ def validate_source(
         else:
             p = parse_column(s, col.kind)
         e = p.errors.copy()
-        if col.required:
+        if col.required and col.name not in optional:
             empty = originals[col.name].map(lambda v: str(v).strip() == "")
             e[empty & e.isna()] = "valeur obligatoire manquante"
         if col.min_value is not None or col.max_value is not None:
@@ -420,11 +424,13 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         by_source.setdefault(src, []).append(table)
         reports[path.name] = _report_for(path, src, "saisie ARS", table)
 
-    if "etablissements" not in by_source:
+    extracts = [o for o in officials if o.kind == official.KIND_FINESS]
+    if "etablissements" not in by_source and not extracts:
         cols = ", ".join(sources["etablissements"].required_columns)
         raise InputError(
             f"Fichier obligatoire absent : le référentiel « etablissements » (etablissements.csv ou "
-            f".xlsx) est introuvable dans « {data_dir} ».\nColonnes attendues : {cols}."
+            f".xlsx) est introuvable dans « {data_dir} », et aucun extrait FINESS des établissements "
+            f"(etalab-cs1100502-stock-….csv, data.gouv.fr) n'y a été déposé.\nColonnes attendues : {cols}."
         )
 
     tables: dict[str, pd.DataFrame] = {}
@@ -457,9 +463,21 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     def _combine(tbls: list[RawTable]) -> pd.DataFrame:
         return pd.concat([t.data for t in tbls], ignore_index=True)
 
-    ref = _combine(by_source["etablissements"])
-    _malformed(by_source["etablissements"])
-    etab = _run("etablissements", ref, [t.name for t in by_source["etablissements"]])
+    referential = None
+    if extracts:  # --- referential from a FINESS extract (logic in reading/finess.py) ---
+        _malformed(by_source.get("etablissements", []))
+        referential = finess.build_referential(
+            extracts, by_source.get("etablissements", []), rules,
+            lambda raw, names, opt: validate_source("etablissements", raw, rules, files=names, optional=opt),
+        )
+        rejects.extend(referential.rejects)
+        outcomes.extend(referential.outcomes)
+        warnings.extend(referential.notes)
+        etab = referential.table
+    else:
+        ref = _combine(by_source["etablissements"])
+        _malformed(by_source["etablissements"])
+        etab = _run("etablissements", ref, [t.name for t in by_source["etablissements"]])
     tables["etablissements"] = etab
     known = set(etab["finess_geo"].dropna())
 
@@ -467,10 +485,12 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     official_raw: dict[str, list[tuple[pd.DataFrame, official.OfficialFile]]] = {}
     for off in officials:
         reports[off.path.name] = _report_for(off.path, off.source, off.nature, off.table)
-    for src_name, raw, offs in official.to_sources(officials, rules):
+        reports[off.path.name].date_extraction = off.meta.get("date_extraction", "")
+    for src_name, raw, offs in official.to_sources(officials, rules, known):
         official_raw.setdefault(src_name, []).append((raw, offs))
     for off in officials:
         warnings.extend(off.notes)
+        reports[off.path.name].nature = off.nature  # may be refined while reading (BQSS editions)
     official_names = {o.path.name for o in officials}
 
     for src in sources:
@@ -492,7 +512,9 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         if len(accepted_parts) == 1:
             tables[src] = accepted_parts[0]
         else:
-            merged, note = official.merge_with_hand_made(src, accepted_parts, official_names)
+            merged, note = official.merge_with_hand_made(src, accepted_parts, official_names,
+                                                         official.low_priority_names(officials),
+                                                         key=sources[src].key)
             tables[src] = merged
             if note:
                 warnings.extend(note)
@@ -506,10 +528,11 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         rep.acceptees = int(counts.get("accepte", 0)) + lookup
         rep.rejetees = int(counts.get("rejete", 0))
         rep.doublons_fusionnes = int(counts.get("doublon", 0))
-        rep.hors_referentiel = int(counts.get("hors_referentiel", 0))
+        outside = official.outside_rows(fname, officials)
+        rep.hors_referentiel = int(counts.get("hors_referentiel", 0)) + outside
         rep.sans_objet = official.extra_read_rows(fname, officials)
         rep.reparees = int(o["repare"].sum())
-        rep.lignes_lues = int(len(o)) + lookup + rep.sans_objet
+        rep.lignes_lues = int(len(o)) + lookup + rep.sans_objet + outside
         if rep.doublons_fusionnes:
             warnings.append(
                 f"« {fname} » : {rep.doublons_fusionnes} ligne(s) en double exact fusionnée(s) (gardée une fois)."
@@ -526,6 +549,9 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     rej = rej[REJECT_COLUMNS].copy()
     rej["ligne"] = rej["ligne"].astype("int64")
     rej = rej.sort_values(["fichier", "ligne", "colonne"], kind="mergesort").reset_index(drop=True)
+    if referential is not None:
+        warnings.extend(finess.absent_note(rej, reports, referential, MSG_UNKNOWN,
+                                           {o.path.name for o in officials if o.kind != official.KIND_FINESS}))
 
     absent = [s for s in input_sources(sources) if s not in tables and s != "plans_actions"]
     files = [reports[k] for k in sorted(reports)]

@@ -21,11 +21,15 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import bqss, finess
 from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, xlsx_sheet_names
 
 KIND_DEMARCHE = "has_certification_demarches"
 KIND_SITES = "has_certification_sites"
 KIND_ESATIS = "has_esatis"
+KIND_FINESS = finess.KIND
+KIND_BQSS_VALEUR = bqss.KIND_VALEUR
+KIND_BQSS_META = bqss.KIND_META
 
 _DEMARCHE_COLS = {"code_demarche", "date_de_decision", "decision_de_la_cces"}
 _SITES_COLS = {"code_demarche", "finess_ej", "finess_eg", "rs_eg", "site_principal"}
@@ -50,7 +54,14 @@ class OfficialFile:
 
 
 def read_candidate(path: Path) -> RawTable:
-    """Read a file, picking the ``Resultats`` sheet of a workbook when there is one."""
+    """Read a file, picking the ``Resultats`` sheet of a workbook when there is one.
+
+    A FINESS extract (no header row, recognised by its first line) is read by :mod:`.finess`.
+    """
+    if finess.sniff(path):
+        return finess.read_extract(path)
+    if bqss.sniff_valeur(path):  # 3.8 million rows: read later, only the keys needed
+        return bqss.stub_table(path)
     if path.suffix.lower() in (".xlsx", ".xlsm"):
         try:
             names = xlsx_sheet_names(path)
@@ -64,6 +75,17 @@ def read_candidate(path: Path) -> RawTable:
 def detect_table(path: Path, table: RawTable) -> OfficialFile | None:
     cols = set(table.data.columns)
     common = dict(path=path, table=table, encoding=table.encoding, separator=table.separator, sheet=table.sheet)
+    if finess.is_extract_table(cols):
+        info = finess.describe(path, table)
+        return OfficialFile(
+            kind=KIND_FINESS, nature=info["nature"], source="etablissements", unused_rows=info["sans_objet"],
+            notes=info["notes"], meta={"date_extraction": info["date_extraction"]}, **common,
+        )
+    if set(bqss.VALEUR_COLS) <= cols:
+        return OfficialFile(kind=KIND_BQSS_VALEUR, nature="HAS BQSS : valeurs", source="bqss", **common)
+    if bqss.is_metadata(cols):
+        return OfficialFile(kind=KIND_BQSS_META, nature=f"HAS BQSS : métadonnées ({len(table.data)} clés)",
+                            source="bqss", **common)
     if _DEMARCHE_COLS <= cols:
         return OfficialFile(
             kind=KIND_DEMARCHE, nature="HAS certification (référentiel 2021) : démarches et décisions",
@@ -174,9 +196,32 @@ def _esatis_rows(officials: list[OfficialFile]) -> list[tuple[str, pd.DataFrame,
     return out
 
 
-def to_sources(officials: list[OfficialFile], rules: dict):
-    """Turn recognised official files into raw tables of the sources they feed."""
-    return _certification_rows(officials) + _esatis_rows(officials)
+def to_sources(officials: list[OfficialFile], rules: dict, known: set[str] | None = None):
+    """Turn recognised official files into raw tables of the sources they feed.
+
+    ``known``: FINESS of the referential (BQSS rows that only complete another row — dates, bounds —
+    are counted outside the referential with it).
+    """
+    return _certification_rows(officials) + _esatis_rows(officials) + _bqss_rows(officials, rules, known)
+
+
+def _bqss_rows(officials: list[OfficialFile], rules: dict, known) -> list[tuple[str, pd.DataFrame, list[OfficialFile]]]:
+    val = [o for o in officials if o.kind == KIND_BQSS_VALEUR]
+    meta = [o for o in officials if o.kind == KIND_BQSS_META]
+    if not val and not meta:
+        return []
+    if not val or not meta or len(val) > 1 or len(meta) > 1:
+        for o in val + meta:
+            o.unused_rows = len(o.table.data) if o.kind == KIND_BQSS_META else 0
+            o.notes.append(
+                f"« {o.path.name} » : fichier HAS BQSS non utilisé — il faut exactement un fichier des valeurs "
+                "(valeur.csv) et un fichier des métadonnées (metadata.csv) de la même édition."
+            )
+            if o.kind == KIND_BQSS_VALEUR:
+                _, counts = bqss.read_values(o.path, set())
+                o.unused_rows = counts["lignes"]
+        return []
+    return [(src, raw, [val[0]]) for src, raw in bqss.to_sources(val[0], meta[0], rules, known)]
 
 
 def lookup_rows(fname: str, officials: list[OfficialFile]) -> int:
@@ -184,19 +229,45 @@ def lookup_rows(fname: str, officials: list[OfficialFile]) -> int:
     return sum(o.meta.get("lookup_rows", 0) for o in officials if o.path.name == fname)
 
 
+def outside_rows(fname: str, officials: list[OfficialFile]) -> int:
+    """Rows that only complete a row of an establishment outside the referential (BQSS)."""
+    return sum(o.meta.get("outside_rows", 0) for o in officials if o.path.name == fname)
+
+
 def extra_read_rows(fname: str, officials: list[OfficialFile]) -> int:
     return sum(o.unused_rows for o in officials if o.path.name == fname)
 
 
-def merge_with_hand_made(src: str, parts: list[pd.DataFrame], official_names: set[str]) -> tuple[pd.DataFrame, list[str]]:
+def low_priority_names(officials: list[OfficialFile]) -> set[str]:
+    """Files whose rows give way to another file's on the same key (BQSS: a hand-made QLS file or an
+    e-Satis workbook, which carries the class, say more)."""
+    return {o.path.name for o in officials if o.kind == KIND_BQSS_VALEUR}
+
+
+def merge_with_hand_made(src: str, parts: list[pd.DataFrame], official_names: set[str],
+                         low_priority: set[str] = frozenset(),
+                         key: tuple[str, ...] | None = None) -> tuple[pd.DataFrame, list[str]]:
     """Combine a hand-made source with official rows.
 
     For certification, both kinds are kept as dated decisions: the level in force in year N is the
     latest decision, so when both speak of one site the later decision wins. On the same date with
     different levels, the HAS decision is kept and the hand-made line is set aside (reported).
+    For the other sources, rows of ``low_priority`` files (BQSS) whose key another file already
+    gives are set aside (reported).
     """
     df = pd.concat(parts, ignore_index=True)
     notes: list[str] = []
+    if src != "certification" and low_priority and not df.empty:
+        key = list(key or ("finess_geo", "annee"))
+        low = df[FILE_COL].isin(low_priority)
+        taken = df.loc[~low, key].drop_duplicates()
+        clash = df[low].reset_index().merge(taken, on=key, how="inner")["index"]
+        if len(clash):
+            df = df.drop(index=clash)
+            notes.append(
+                f"{src} : {len(clash)} ligne(s) de la BQSS écartée(s) : un autre fichier donne déjà la même clé "
+                f"({', '.join(key)}) et fait foi."
+            )
     if src != "certification" or df.empty:
         return df.sort_values(["finess_geo", FILE_COL, LINE_COL], kind="mergesort").reset_index(drop=True), notes
     is_off = df[FILE_COL].isin(official_names)

@@ -16,7 +16,11 @@ import pandas as pd
 from .readers import normalize_name
 
 _DEPT_RE = re.compile(r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97[1-6])$")
-_FINESS_RE = r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97)[0-9]{7}$"
+# FINESS: department (01…95, 2A, 2B) then 7 digits; overseas 97 (970 + rank: 9701… Guadeloupe…
+# 9704… La Réunion) and Mayotte 98 (980501506), as the FINESS directory numbers them.
+_FINESS_RE = r"^(0[1-9]|[1-8][0-9]|9[0-5]|2A|2B|97|98)[0-9]{7}$"
+# FINESS writes overseas departments with a letter: 9A Guadeloupe … 9F Mayotte.
+_DEPT_FINESS = {"9A": "971", "9B": "972", "9C": "973", "9D": "974", "9F": "976"}
 _TRUE = {"oui", "o", "true", "vrai", "1", "yes", "y", "v", "t"}
 _FALSE = {"non", "n", "false", "faux", "0", "no", "f"}
 
@@ -68,9 +72,10 @@ def parse_departement(s: pd.Series) -> Parsed:
     empty = c == ""
     one = c.str.fullmatch(r"[1-9]")
     fixed = c.where(~one, "0" + c)
+    fixed = fixed.map(lambda v: _DEPT_FINESS.get(v, v))
     ok = fixed.map(lambda v: bool(_DEPT_RE.match(v)))
     errors = _no_errors(s)
-    errors[~ok & ~empty] = "code département invalide (attendu 01 à 95, 2A, 2B ou 971 à 976)"
+    errors[~ok & ~empty] = "code département invalide (attendu 01 à 95, 2A, 2B, 971 à 976 ou 9A à 9D, 9F)"
     return Parsed(fixed.where(ok, pd.NA).astype("string"), errors, one & ok)
 
 

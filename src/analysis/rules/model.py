@@ -321,7 +321,8 @@ class RulesModel(_Strict):
     ciblage: dict[str, Risque] = {}
     statistiques: Statistiques = Statistiques()
     esatis: Esatis = Esatis()
-    referentiel_finess: dict[str, Any] | None = None
+    referentiel_finess: dict[str, Any] | None = None  # extrait FINESS (analysis.reading.finess)
+    bqss: dict[str, Any] | None = None  # sélection des clés de la BQSS (analysis.reading.bqss)
 
     @model_validator(mode="after")
     def _cross(self):
@@ -424,6 +425,13 @@ class Rules:
         self.text = text
 
     # -- accès
+    def get(self, section: str, default=None):
+        """Rubrique de configuration des fichiers officiels (``referentiel_finess``, ``bqss``), en dictionnaire."""
+        if section not in ("referentiel_finess", "bqss"):
+            raise KeyError(f"rubrique non exposée en dictionnaire : {section}")
+        value = getattr(self.model, section)
+        return default if value is None else value
+
     @property
     def source_specs(self):
         """Sources sous la forme appliquée par la lecture (:class:`analysis.rules.schema.Source`)."""
