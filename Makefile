@@ -20,7 +20,7 @@ ifneq (,$(findstring s,$(firstword -$(MAKEFLAGS))))
 QUIET := --quiet
 endif
 
-.PHONY: report test test-all bench demo clean-processed help
+.PHONY: report test test-all lint lock bench demo clean-processed help
 
 help:
 	@echo "make report [DATA=… OUT=… ANNEE=… REGION=… RULES=…]   construit le rapport annuel"
@@ -46,6 +46,17 @@ test: $(STAMP)
 
 test-all: $(STAMP)
 	@$(PY) -m pytest tests
+
+lint: $(STAMP)
+	@$(VENV)/bin/ruff check src tests tools
+
+# Régénère requirements.lock à partir des plages de pyproject.toml (uv pip compile ; réseau requis).
+# Les versions déjà verrouillées sont gardées tant qu'elles restent compatibles.
+UV_VERSION := 0.13.9
+lock: $(STAMP)
+	@$(PY) -m pip install --disable-pip-version-check -q "uv==$(UV_VERSION)"
+	@$(VENV)/bin/uv pip compile pyproject.toml --extra test --extra installation --python-version 3.11.7 \
+		--python-platform x86_64-manylinux_2_28 --no-header --annotation-style line -o requirements.lock
 
 bench: $(STAMP)
 	@$(PY) -m analysis bench --out reports

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import pandas as pd
-
 from pathlib import Path
 
+import pandas as pd
 import yaml
 
 from analysis.rules.model import DEFAULT_RULES, load_rules, parse_rules

@@ -9,16 +9,11 @@ from __future__ import annotations
 
 import math
 
-import pandas as pd
 import pytest
-from analysis.indicators import ciblage
-from analysis.indicators.engine import observe
 from tables import rules_with, table
 
-
-
-
-
+from analysis.indicators import ciblage
+from analysis.indicators.engine import observe
 
 
 def etab(finess, region="28", specificite=None):

@@ -20,8 +20,8 @@ from openpyxl import load_workbook
 from pypdf import PdfReader
 
 from analysis.orchestration.pipeline import Params, build_report
-from analysis.rules.model import DEFAULT_RULES, load_rules
 from analysis.reading.readers import InputError
+from analysis.rules.model import DEFAULT_RULES, load_rules
 
 # Contrat, section 4, tel qu'écrit
 SOURCE = yaml.safe_load("""

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 import pytest
-from analysis.indicators import suivi
 from tables import rules_with, table
 
-
-
-
-
+from analysis.indicators import suivi
 
 
 def etab(finess, region="28", specificite=None, mco=None, ssr=None, psy=None):

@@ -6,14 +6,9 @@ import math
 
 import pandas as pd
 import pytest
-
-from analysis.indicators import tendances
 from tables import table
 
-
-
-
-
+from analysis.indicators import tendances
 
 
 def etab(finess, region="28", **kw):

@@ -469,10 +469,8 @@ def bench_fiches(work: Path, reps: int, froid: dict | None) -> dict:
     from nbconvert import HTMLExporter
     from weasyprint import HTML
 
-    from analysis.publishing import fiches
-
-    from analysis.publishing import fiches_data
     from analysis.orchestration.pipeline import Params, Progress, prepare
+    from analysis.publishing import fiches, fiches_data
     from analysis.reading.regions import region_label
 
     # tables nettoyées de la démonstration (même préparation que le rapport)

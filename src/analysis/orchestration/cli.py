@@ -42,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("--seed", type=int, default=2024)
     d.add_argument("--national", action="store_true", help="18 régions (jeu national synthétique)")
 
+    doc = sub.add_parser("doc", help="régénère docs/sources-et-indicateurs.md depuis le fichier de règles")
+    doc.add_argument("--rules", default="", help="fichier de règles (défaut : config/regles_cpom.yml)")
+    doc.add_argument("--out", default="docs/sources-et-indicateurs.md")
+
     b = sub.add_parser("bench", help="mesure les performances (voir README)")
     b.add_argument("--out", default="reports")
     b.add_argument("--quick", action="store_true", help="répétitions réduites")
@@ -87,6 +91,12 @@ def main(argv: list[str] | None = None) -> int:
             counts = generate_demo(Path(args.out), seed=args.seed, national=args.national)
             for name, n in counts.items():
                 print(f"{name}: {n} lignes")
+        elif args.command == "doc":
+            from ..publishing.docs import render_docs
+            from ..rules.model import load_rules
+
+            Path(args.out).write_text(render_docs(load_rules(args.rules or None)), encoding="utf-8")
+            print(f"Documentation écrite dans « {args.out} ».")
         elif args.command == "bench":
             from tools.bench import run_bench
 

@@ -635,9 +635,7 @@ def _write_json(path: Path, obj) -> None:
 
 def _render_all(tmp, rules, result, annee, region, fictif, progress) -> None:
     from ..indicators.results import load_results
-    from ..publishing import excel
-
-    from ..publishing import render
+    from ..publishing import excel, render
     from ..reading.regions import region_label
 
     label = region_label(region)
@@ -662,8 +660,7 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
     Avec ``pool`` les PDF sont produits en arrière-plan (pendant les notebooks) ; sans pool, ils le
     sont à l'appel de la fonction renvoyée, dans ce processus."""
     from ..indicators.results import load_results
-    from ..publishing import fiches
-    from ..publishing import fiches_data
+    from ..publishing import fiches, fiches_data
     from ..reading.regions import region_label
 
     label = region_label(region)

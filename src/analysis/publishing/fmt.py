@@ -21,8 +21,8 @@ import html
 import math
 import numbers
 import re
-from decimal import ROUND_HALF_UP, Decimal
 from collections.abc import Callable, Mapping
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 import numpy as np

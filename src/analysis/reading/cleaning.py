@@ -12,14 +12,13 @@ import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
-import numpy as np
-
+from ..rules.schema import Source
 from . import finess, official
 from .parsing import Parsed, parse_column
-from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, sha256_file
-from ..rules.schema import Source
+from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, sha256_file
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import bqss, finess
-from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, xlsx_sheet_names
+from .readers import FILE_COL, LINE_COL, InputError, RawTable, read_any, xlsx_sheet_names
 
 KIND_DEMARCHE = "has_certification_demarches"
 KIND_SITES = "has_certification_sites"
