@@ -12,111 +12,12 @@ import nbformat
 import pandas as pd
 import pytest
 from openpyxl import load_workbook
+from pipeline_data import FORMULA_NAME, params, write_fixture
 from pypdf import PdfReader
 
 from analysis.orchestration import pipeline
 from analysis.orchestration.pipeline import NOTEBOOKS, NOTEBOOKS_DIR, Params, build_report
 from analysis.reading.readers import InputError
-
-EVIL_NAME = "<script>alert(1)</script> Clinique & Cie"
-FORMULA_NAME = "=HYPERLINK(\"http://x\")"
-
-ETAB = f"""finess_geo;raison_sociale;departement;region;statut;mco;ssr;psy;specificite;lits
-140000001;CH de Caen fictif;14;28;public;oui;oui;non;;900
-140000002;{EVIL_NAME};14;28;prive_lucratif;oui;non;non;;80
-140000003;{FORMULA_NAME};14;28;prive_non_lucratif;non;oui;non;;60
-270000001;Centre de dialyse fictif;27;28;prive_non_lucratif;non;non;non;hemodialyse;0
-760000001;CH de Rouen fictif;76;28;public;oui;oui;oui;;1200
-690000001;CH de Lyon fictif (autre région);69;84;public;oui;non;non;;500
-"""
-ACTIVITE = """finess_geo;annee;sejours
-140000001;2023;40000
-140000001;2024;41000
-140000002;2023;8000
-140000002;2024;8200
-140000003;2023;1500
-140000003;2024;1600
-270000001;2024;20000
-760000001;2023;90000
-760000001;2024;91000
-690000001;2024;30000
-"""
-ESIN = """finess_geo;annee;signalements;responsable_connecte
-140000001;2023;10;oui
-140000001;2024;12;oui
-140000002;2023;2;oui
-140000002;2024;0;non
-140000003;2024;0;oui
-270000001;2024;3;oui
-760000001;2023;30;oui
-760000001;2024;3;oui
-690000001;2024;0;non
-"""
-QLS = """finess_geo;annee;secteur;score;n_dossiers
-140000001;2022;MCO;70;60
-140000001;2024;MCO;85,5;60
-140000001;2024;SSR;19,9;40
-140000002;2022;MCO;50;40
-140000002;2024;MCO;20;40
-140000003;2024;SSR;90;30
-760000001;2024;MCO;75;80
-760000001;2024;PSY;60;50
-690000001;2024;MCO;10;50
-"""
-CERT = """finess_geo;date_decision;niveau
-140000001;15/03/2019;B
-140000001;31/12/2024;non_certifie
-140000002;01/01/2025;E
-140000003;2022-06-01;Certifié avec mention
-760000001;2023-05-10;C
-"""
-FORMATION = """finess_geo;annee;categorie_personnel;effectif;formes
-140000001;2024;medical;100;90
-140000001;2024;paramedical;300;250
-760000001;2024;medical;200;199
-"""
-AUDITS = """finess_geo;annee;audits_total;audits_precautions
-140000001;2024;4;1
-760000001;2024;2;0
-"""
-PLAN = """finess_geo;annee;criteres_remplis;criteres_total
-140000001;2024;20;20
-760000001;2024;15;20
-"""
-ENG = """finess_geo;engagement;date_signature;annee_debut;annee_fin;cible
-140000001;lettre_liaison;2023-01-15;2023;2027;
-140000001;prevention_ias;2023-01-15;2023;2027;
-140000002;certification;2021-01-01;2021;2023;
-760000001;signalement_esin;2024-02-01;2024;2028;
-"""
-PLANS = """finess_geo;engagement;action;pilote;echeance;statut
-140000001;lettre_liaison;Audit des lettres de liaison;=SUM(A1:A2);2024-06-30;en_cours
-"""
-
-
-def write_fixture(folder: Path) -> Path:
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, text in {
-        "etablissements.csv": ETAB, "activite.csv": ACTIVITE, "esin.csv": ESIN, "qls.csv": QLS,
-        "certification.csv": CERT, "formation.csv": FORMATION, "audits.csv": AUDITS,
-        "plan_epidemies.csv": PLAN, "engagements.csv": ENG, "plans_actions.csv": PLANS,
-    }.items():
-        (folder / name).write_text(text, encoding="utf-8")
-    return folder
-
-
-def params(tmp: Path, data: Path, out: Path, **kw) -> Params:
-    return Params(data_dir=data, out_dir=out, region=kw.pop("region", "28"), processed_dir=tmp / "processed",
-                  quiet=True, **kw)
-
-
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pipeline")
-    data = write_fixture(tmp / "raw")
-    out = tmp / "out"
-    [final] = build_report(params(tmp, data, out))
-    return tmp, data, out, final
 
 
 def test_parameters_cell_is_tagged_in_every_notebook():
@@ -176,7 +77,7 @@ def test_pdf_has_sections_page_numbers_and_a_known_motif(built):
     for section in ("Synthèse", "Ciblage des établissements", "Suivi des engagements", "Tendances",
                     "Qualité des données", "Méthode", "Sommaire"):
         assert section in text, section
-    assert "Score QLS SSR 2024 : 19,9" in text
+    assert "Score QLS SSR 2024 : 19,95" in text
     assert f"1 / {len(reader.pages)}" in text
     assert len(reader.pages) >= 8
 
@@ -248,9 +149,15 @@ def test_failed_run_leaves_previous_outputs_untouched(built, monkeypatch):
     assert not list(out.glob(".tmp-*"))
 
 
-def test_two_runs_give_identical_csv_and_xlsx_cells(built):
+def test_second_build_relative_paths_other_folder_identical_tables(built, tmp_path, monkeypatch):
+    """Une deuxième construction, avec les dossiers relatifs que passe `make report` et ailleurs,
+    donne les mêmes tables (CSV à l'octet près, cellules du classeur identiques)."""
     tmp, data, out, final = built
-    [other] = build_report(params(tmp, data, tmp / "out_bis", fiches=False))
+    monkeypatch.chdir(tmp_path)
+    [other] = build_report(Params(data_dir=Path(data), out_dir=Path("out_bis"), region="28",
+                                  processed_dir=Path("processed"), quiet=True, fiches=False))
+    assert other == Path("out_bis") / "2024" / "28"
+    assert (other / "rapport_annuel.pdf").is_file()
     for name in ("ciblage.csv", "suivi_engagements.csv", "tendances.csv", "rejets.csv"):
         assert (final / name).read_bytes() == (other / name).read_bytes(), name
     a = load_workbook(final / "cpom_28_2024.xlsx")
@@ -293,11 +200,39 @@ def test_notebook_runs_alone_on_raw_folder(tmp_path):
     assert len(c) == 5
 
 
-def test_relative_paths_as_make_passes_them(tmp_path, monkeypatch):
-    """`make report` passes relative folders (data/raw, reports): every notebook must still find them."""
-    write_fixture(tmp_path / "raw")
-    monkeypatch.chdir(tmp_path)
-    [final] = build_report(Params(data_dir=Path("raw"), out_dir=Path("out"), region="28",
-                                  processed_dir=Path("processed"), quiet=True, fiches=False))
-    assert (tmp_path / "out" / "2024" / "28" / "rapport_annuel.pdf").is_file()
-    assert final == Path("out") / "2024" / "28"
+
+
+def test_one_value_prints_the_same_in_motif_report_sheet_and_workbook(built):
+    """19,95 face au seuil de 20 : « 19,95 % » partout, jamais « 20,0 % » (un seul formateur)."""
+    final = built[3]
+    expected = "19,95\u00a0%"
+    c = pd.read_csv(final / "ciblage.csv", sep=";", encoding="utf-8-sig", dtype=str)
+    motif = c.loc[(c["finess_geo"] == "140000001") & (c["risque"] == "rupture_parcours"), "motif"].iloc[0]
+    assert motif == f"Score QLS SSR 2024 : {expected} <\u00a020\u00a0%"
+    html = (final / "rapport_annuel.html").read_text(encoding="utf-8")
+    assert f"Score QLS (SSR) : {expected} (cible ≥\u00a080\u00a0%)" in html  # indicateurs non atteints
+    assert "20,0\u00a0%" not in html.split("Indicateurs non atteints")[1].split("Plans d")[0]
+    sheet = " ".join(p.extract_text() for p in PdfReader(final / "fiches" / "140000001.pdf").pages)
+    assert expected in sheet or "19,95 %" in sheet
+    ws = load_workbook(final / "cpom_28_2024.xlsx")["suivi_engagements"]
+    header = [x.value for x in ws[1]]
+    row = next(r for r in ws.iter_rows(min_row=2)
+               if r[header.index("finess_geo")].value == "140000001" and r[header.index("indicateur")].value == "score_qls_ssr")
+    cell = row[header.index("valeur")]
+    assert cell.value == 19.95 and cell.data_type == "n" and cell.number_format == "0.00"
+
+
+def test_sheet_labels_are_the_report_labels(built):
+    """Libellés des fiches = libellés du rapport = libellés du fichier de règles."""
+    from analysis.rules.model import load_rules
+
+    rules = load_rules()
+    final = built[3]
+    html = (final / "rapport_annuel.html").read_text(encoding="utf-8")
+    sheet = " ".join(" ".join(p.extract_text() for p in PdfReader(final / "fiches" / "140000001.pdf").pages).split())
+    for label in (rules.label("engagement", "lettre_liaison"), rules.label("engagement", "prevention_ias"),
+                  rules.indicator_label("taux_formes_medical"), rules.indicator_label("score_qls_ssr"),
+                  rules.label("risque", "rupture_parcours")):
+        assert label in sheet, label
+        assert label in html, label
+    assert "Taux de personnel formé (Médical)" in sheet and "(medical)" not in sheet

@@ -74,7 +74,7 @@ def _rule_seuil(data, rules: Rules, annee, code, risk: Risque, etabs, region) ->
     motifs = []
     for r in q.itertuples():
         par = f" {rules.value_label(ind.source, ind.par, r.par_valeur)}" if ind.par else ""
-        v = display_value(ind, r.valeur_num, r.niveau, risk.valeur)
+        v = display_value(ind, r.valeur_num, r.niveau, rules.thresholds(risk.indicateur))
         motifs.append(f"{ind.libelle}{par} {int(r.annee_donnee)} : {v} {seuil}")
     q["motif"] = motifs
     worst = "min" if risk.operateur in ("<", "<=") else "max"

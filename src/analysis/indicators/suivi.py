@@ -268,7 +268,8 @@ def _machine(ind: Indicateur, v, niveau) -> str | None:
 
 
 def display_value(ind: Indicateur, v, niveau, threshold=None) -> str:
-    """Forme affichée d'une valeur d'indicateur (rapport, fiches, motif) : formateur unique."""
+    """Forme affichée d'une valeur d'indicateur (rapport, fiches, motif, classeur) : formateur
+    unique ; ``threshold`` : seuil(s) que l'arrondi ne doit pas franchir (``Rules.thresholds``)."""
     if ind.calcul == "niveau":
         return fmt.MISSING if fmt.is_missing(niveau) else str(niveau)
     if fmt.is_missing(v):
@@ -305,7 +306,8 @@ def _indicator_rows(data, rules, annee, engagement, code, ind, fol, etabs) -> pd
                    for c in targets]
     df["cible_source"] = csource
     df["valeur"] = [_machine(ind, v, n) for v, n in zip(df["valeur_num"], df["niveau"])]
-    df["valeur_texte"] = [display_value(ind, v, n, None if np.isnan(s) else s)
+    limits = rules.thresholds(code)
+    df["valeur_texte"] = [display_value(ind, v, n, limits + ([] if np.isnan(s) else [s]))
                           for v, n, s in zip(df["valeur_num"], df["niveau"], df["seuil"])]
     df["unite"] = ind.unite
     recs = df.to_dict("records")

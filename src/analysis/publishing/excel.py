@@ -194,7 +194,7 @@ def results_sheets(results, rejects: pd.DataFrame, rules) -> tuple[dict, dict]:
         ind = rules.indicator(r.indicateur) if r is not None else None
         unite = ind.unite if ind is not None else ""
         base = _base_decimals(num, unite, ind.decimales if ind is not None else None)
-        thr = r.valeur if r is not None and r.regle == "seuil" else None
+        thr = rules.thresholds(r.indicateur) if r is not None and r.regle == "seuil" else None
         c_dec.append(decimals_for(float(num), thr, base))
         values.append(float(num))
     c["valeur"] = pd.Series(values, index=c.index, dtype=object)
@@ -211,7 +211,8 @@ def results_sheets(results, rejects: pd.DataFrame, rules) -> tuple[dict, dict]:
             continue
         base = _base_decimals(float(num), ind.unite, ind.decimales)
         values.append(round(float(num), 6))
-        s_dec.append(decimals_for(float(num), None if pd.isna(seuil) else float(seuil), base))
+        limits = rules.thresholds(base_code) + ([] if pd.isna(seuil) else [float(seuil)])
+        s_dec.append(decimals_for(float(num), limits, base))
     sv["valeur"] = pd.Series(values, index=sv.index, dtype=object)
     sv.insert(sv.columns.get_loc("cible") + 1, "seuil", s["seuil"].astype("Float64"))
     sv.insert(sv.columns.get_loc("seuil") + 1, "unite", s["unite"])

@@ -186,13 +186,19 @@ def _rounded(x: float, d: int) -> float:
 
 def decimals_for(value: Any, threshold: Any = None, base: int = 1, maximum: int = 6) -> int:
     """Décimales d'affichage : ``base``, ou davantage quand l'arrondi ferait passer la valeur de
-    l'autre côté du seuil (ou l'y égaliserait) : 19,95 face à 20 s'écrit « 19,95 », jamais « 20,0 »."""
+    l'autre côté d'un seuil (ou l'y égaliserait) : 19,95 face à 20 s'écrit « 19,95 », jamais « 20,0 ».
+
+    ``threshold`` : un seuil ou une liste de seuils (cible et seuils de ciblage de l'indicateur : la
+    valeur s'écrit alors de la même façon partout)."""
     if is_missing(value):
         return base
     x = float(value)
+    limits = threshold if isinstance(threshold, (list, tuple, set)) else [threshold]
     d = base
-    if threshold is not None and not is_missing(threshold) and not isinstance(threshold, (str, bool)):
-        t = float(threshold)
+    for t in limits:
+        if t is None or is_missing(t) or isinstance(t, (str, bool, np.bool_)):
+            continue
+        t = float(t)
         side = (x > t) - (x < t)
         while d < maximum:
             r = _rounded(x, d)

@@ -524,6 +524,20 @@ class Rules:
                 return base, code[len(base) + 1:]
         return code, None
 
+    def thresholds(self, code: str) -> list[float]:
+        """Seuils numériques auxquels la valeur d'un indicateur est comparée : sa cible et les seuils
+        des risques qui le ciblent (pour l'écrire partout avec les mêmes décimales)."""
+        base, _ = self.base_indicator(code)
+        codes = self.model.indicator_codes()
+        out: list[float] = []
+        ind = codes.get(base)
+        if ind is not None and ind.cible is not None and ind.cible.operateur and not isinstance(ind.cible.valeur, bool):
+            out.append(float(ind.cible.valeur))
+        for r in self.risques.values():
+            if r.indicateur == base and r.regle == "seuil" and r.valeur is not None:
+                out.append(float(r.valeur))
+        return out
+
     def unit(self, code: str) -> str:
         base, _ = self.base_indicator(code)
         codes = self.model.indicator_codes()
