@@ -136,19 +136,16 @@ def test_funnel_kind_invalide():
 
 def test_funnel_position():
     pos = stats.funnel_position(pd.Series([10.0, 50.0, 62.0, 90.0]), pd.Series([100, 100, 100, 100]), 0.5)
-    assert pos.tolist() == ["en dessous (99,8 %)", "dans les limites", "au-dessus (95 %)", "au-dessus (99,8 %)"]
+    assert pos.tolist() == ["en dessous (99,8\u00a0%)", "dans les limites", "au-dessus (95\u00a0%)", "au-dessus (99,8\u00a0%)"]
 
 
-# --- Mise en forme française ----------------------------------------------------------------------
+# --- Mise en forme française (formateur unique, analysis.publishing.fmt) -------------------------------
 def test_formats_francais():
-    assert stats.format_fr_number(85000) == "85 000"
-    assert stats.format_fr_number(1500) == "1 500"
-    assert stats.format_fr_number(17.0, 1) == "17,0"
-    assert stats.format_fr_number(0.025, None) == "0,025"
-    assert stats.format_fr_number(20.0, None) == "20"
-    assert stats.format_fr_pct(18.0) == "18,0 %"
-    assert stats.format_pvalue(0.00038) == "p = 0,0004"
-    assert stats.format_pvalue(0.00001) == "p < 0,0001"
-    assert stats.format_machine(18.0) == "18"
-    assert stats.format_machine(19.9) == "19.9"
-    assert stats.format_machine(True) == "oui"
+    from analysis.publishing.fmt import fmt_machine, fmt_num, fmt_pct, fmt_pvalue, fmt_shortest
+
+    assert fmt_num(85000) == "85\u00a0000"
+    assert fmt_shortest(0.025) == "0,025" and fmt_shortest(20.0) == "20"
+    assert fmt_pct(18.0) == "18,0\u00a0%"
+    assert fmt_pvalue(0.00038) == "p = 0,0004"
+    assert fmt_pvalue(0.00001) == "p < 0,0001"
+    assert fmt_machine(18.0) == "18" and fmt_machine(19.9) == "19.9" and fmt_machine(True) == "oui"

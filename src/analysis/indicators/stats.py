@@ -28,6 +28,8 @@ import pandas as pd
 from scipy import stats as _sps
 from statsmodels.stats.proportion import proportion_confint
 
+from ..publishing.fmt import fmt_shortest
+
 # Libellés (valeurs montrées aux lecteurs : accentués).
 POSITION_AU_DESSUS = "au-dessus"
 POSITION_NON_DIFFERENT = "non différent"
@@ -40,7 +42,6 @@ EVOLUTION_DEGRADATION = "dégradation"
 EVOLUTION_LABELS = (EVOLUTION_AMELIORATION, EVOLUTION_STABLE, EVOLUTION_DEGRADATION)
 
 # Séparateur des milliers des textes français (espace simple : « 85 000 séjours »).
-THOUSANDS_SEP = " "
 
 
 # --------------------------------------------------------------------------------------------------
@@ -288,70 +289,9 @@ def funnel_position(value, denominator, p_ref: float, levels=(0.95, 0.998), kind
     out[known] = "dans les limites"
     for level in sorted(levels):  # du plus large au plus étroit : le plus extrême l'emporte
         suffix = level_suffix(level)
-        label = format_fr_number(level * 100, decimals=None) + " %"
+        label = fmt_shortest(level * 100) + "\u00a0%"
         below = known & (v < lim[f"bas_{suffix}"].to_numpy())
         above = known & (v > lim[f"haut_{suffix}"].to_numpy())
         out[below] = f"en dessous ({label})"
         out[above] = f"au-dessus ({label})"
     return _labels_out(out, scalar, index)
-
-
-# --------------------------------------------------------------------------------------------------
-# Mise en forme française (textes destinés aux lecteurs)
-# --------------------------------------------------------------------------------------------------
-def format_fr_number(x, decimals: int | None = 0) -> str:
-    """Nombre à la française : ``1500`` -> ``"1 500"``, ``18.0`` (1 déc.) -> ``"18,0"``.
-
-    ``decimals=None`` : forme la plus courte sans zéros inutiles (``20.0`` -> ``"20"``,
-    ``0.025`` -> ``"0,025"``). Valeur manquante -> ``""``.
-    """
-    if x is None or x is pd.NA or (isinstance(x, float) and math.isnan(x)):
-        return ""
-    x = float(x)
-    if decimals is None:
-        text = np.format_float_positional(round(x, 10), trim="-")
-        int_part, _, frac = text.partition(".")
-    else:
-        text = f"{x:.{decimals}f}"
-        int_part, _, frac = text.partition(".")
-    sign = ""
-    if int_part.startswith("-"):
-        sign, int_part = "-", int_part[1:]
-    groups = []
-    while len(int_part) > 3:
-        groups.insert(0, int_part[-3:])
-        int_part = int_part[:-3]
-    groups.insert(0, int_part)
-    out = sign + THOUSANDS_SEP.join(groups)
-    if frac:
-        out += "," + frac
-    return out
-
-
-def format_fr_pct(x, decimals: int | None = 1) -> str:
-    """Pourcentage à la française : ``18.0`` -> ``"18,0 %"`` (manquant -> ``""``)."""
-    text = format_fr_number(x, decimals)
-    return f"{text} %" if text else ""
-
-
-def format_pvalue(p: float) -> str:
-    """Probabilité à la française : ``"p = 0,0004"``, ``"p < 0,0001"``."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return ""
-    if p < 0.0001:
-        return "p < 0,0001"
-    return "p = " + format_fr_number(p, 4)
-
-
-def format_machine(x) -> str:
-    """Nombre lisible par une machine (point décimal, sans zéros inutiles) : ``18.0`` -> ``"18"``."""
-    if x is None or x is pd.NA:
-        return ""
-    if isinstance(x, (bool, np.bool_)):
-        return "oui" if x else "non"
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    xf = float(x)
-    if math.isnan(xf):
-        return ""
-    return np.format_float_positional(round(xf, 6), trim="-")
