@@ -44,13 +44,21 @@ class Context:
 
     def read_output(self, name: str) -> pd.DataFrame:
         """Relit une sortie CSV déjà écrite par un notebook précédent (types texte)."""
-        return pd.read_csv(self.out_dir / name, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
+        from ..publishing.outputs import read_csv_output
+
+        return read_csv_output(self.out_dir / name)
 
 
 def load_context(
     annee: int, region: str, processed_dir: str, out_dir: str, rules: str, data_dir: str = "", fictif: bool = False
 ) -> Context:
-    rules_dict = load_rules(rules or None)
+    snapshot = Path(processed_dir) / "regles.yml" if processed_dir else None
+    if snapshot is not None and snapshot.is_file():
+        # the exact bytes read (and hashed) at the start of the run, even if the file was edited since
+        rules_dict = load_rules(snapshot)
+        rules_dict["_chemin"] = str(rules) if rules else rules_dict["_chemin"]
+    else:
+        rules_dict = load_rules(rules or None)
     if not processed_dir:
         # Notebook run on its own (outside ``make report``): read the raw folder directly.
         from ..reading.cleaning import clean_folder

@@ -16,7 +16,9 @@ import pandas as pd
 
 from . import official
 from .parsing import parse_column
-from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, sha256_file
+from .readers import (
+    FILE_COL, LINE_COL, InputError, RawTable, normalize_name, read_any, sha256_file, take_cell_issues,
+)
 from ..rules.schema import INPUT_SOURCES, SOURCES, Source
 
 log = logging.getLogger(__name__)
@@ -121,6 +123,11 @@ def source_from_columns(columns: list[str]) -> str | None:
 
 
 def list_input_files(data_dir: Path) -> list[Path]:
+    if data_dir.is_file():
+        raise InputError(
+            f"« {data_dir} » est un fichier, pas un dossier : DATA doit désigner le dossier qui contient les "
+            f"fichiers d'entrée (par exemple DATA={data_dir.parent})."
+        )
     if not data_dir.is_dir():
         raise InputError(f"Le dossier d'entrée « {data_dir} » n'existe pas.")
     return sorted(
@@ -403,6 +410,21 @@ def _report_for(path: Path, source: str, nature: str, table: RawTable | None) ->
     return rep
 
 
+def _check_file(table: RawTable, src: str, warnings: list[str]) -> None:
+    """Per-file checks before the files of one source are combined: each file must hold the
+    required columns (a second file lacking one stops the run too); cells unreadable in a used
+    column cost their row; reading notes and header-only files are said in the warnings."""
+    source = SOURCES[src]
+    _resolve_columns(table.data, source, [table.name])
+    used = {c for col in source.columns for c in (col.name, *col.aliases)}
+    take_cell_issues(table, used)
+    warnings.extend(table.notes)
+    if not len(table.data) and not table.malformed:
+        warnings.append(
+            f"« {table.name} » (source « {src} ») ne contient que sa ligne d'en-tête : aucune donnée n'en a été lue."
+        )
+
+
 def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     """Read, recognise and validate every input file of ``data_dir``."""
     data_dir = Path(data_dir)
@@ -433,6 +455,7 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
                 continue
             warnings.append(f"« {path.name} » reconnu comme source « {src} » d'après ses colonnes.")
         table.data[FILE_COL] = path.name
+        _check_file(table, src, warnings)
         by_source.setdefault(src, []).append(table)
         reports[path.name] = _report_for(path, src, "saisie ARS", table)
 
@@ -459,14 +482,14 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
                 rejects.append(
                     pd.DataFrame(
                         [
-                            {"fichier": t.name, "ligne": line, "colonne": "", "valeur": "", "motif": f"ligne mal formée : {msg}"}
-                            for line, msg in t.malformed
+                            {"fichier": t.name, "ligne": line, "colonne": col, "valeur": val, "motif": msg}
+                            for line, col, val, msg in t.malformed
                         ]
                     )
                 )
                 outcomes.append(
                     pd.DataFrame(
-                        {FILE_COL: t.name, LINE_COL: [l for l, _ in t.malformed], "issue": "rejete", "repare": False}
+                        {FILE_COL: t.name, LINE_COL: [m[0] for m in t.malformed], "issue": "rejete", "repare": False}
                     )
                 )
 
@@ -543,7 +566,9 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     rej["ligne"] = rej["ligne"].astype("int64")
     rej = rej.sort_values(["fichier", "ligne", "colonne"], kind="mergesort").reset_index(drop=True)
 
-    absent = [s for s in INPUT_SOURCES if s not in tables and s != "plans_actions"]
+    # a source whose files hold a header only is as good as absent (said in the warnings too)
+    header_only = {s for s in by_source if all(reports[t.name].lignes_lues == 0 for t in by_source[s])}
+    absent = [s for s in INPUT_SOURCES if (s not in tables or s in header_only) and s != "plans_actions"]
     files = [reports[k] for k in sorted(reports)]
     return CleanResult(
         tables=tables, rejects=rej, files=files, warnings=warnings, absent_sources=absent, ignored_files=ignored
