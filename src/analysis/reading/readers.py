@@ -74,6 +74,7 @@ class RawTable:
     malformed: list[tuple[int, str, str, str]] = field(default_factory=list)
     cell_issues: list[tuple[int, str, str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    joined_lines: int = 0  # physical lines taken into the record above (a value between quotes)
 
     @property
     def name(self) -> str:
@@ -281,7 +282,7 @@ def _quote_problem(text: str, sep: str, headers: list[str]) -> tuple[str, str, s
     return "", _shorten(text), "ligne illisible selon les règles du CSV (guillemets)"
 
 
-def _csv_records(lines: list[str], first: int, sep: str, headers: list[str], malformed: list):
+def _csv_records(lines: list[str], first: int, sep: str, headers: list[str], malformed: list, spans: list):
     """``(line number, cells, raw text)`` of each record; a value between quotes may span lines.
 
     A damaged line costs only itself: a quote left open does not swallow the lines after it. A
@@ -322,6 +323,7 @@ def _csv_records(lines: list[str], first: int, sep: str, headers: list[str], mal
                         yield i + 1, joined, buf
                     break
         if span:
+            spans.append(span - 1)
             i += span
             continue
         col, val, reason = _quote_problem(text, sep, headers)
@@ -355,8 +357,9 @@ def read_csv_text(path: Path) -> RawTable:
     norm = _dedupe_headers([normalize_name(h) for h in original], path)
     ncol = len(norm)
     malformed: list[tuple[int, str, str, str]] = []
+    joined: list[int] = []
     rows, line_nos, empty, bad_rows = _collect_rows(
-        _csv_records(lines, 1, sep, norm, malformed),
+        _csv_records(lines, 1, sep, norm, malformed, joined),
         norm,
         lambda n: f"ligne mal formée : {n} champs pour {ncol} colonnes d'en-tête (séparateur « {sep} »)",
         pad_short=False,
@@ -373,6 +376,7 @@ def read_csv_text(path: Path) -> RawTable:
         empty_lines=empty,
         malformed=malformed,
         notes=notes,
+        joined_lines=sum(joined),
     )
 
 
