@@ -766,6 +766,11 @@ def build_report(params: Params) -> list[Path]:
             kernel.start()
 
         prep = prepare(params, progress)
+        if info.get("regles") not in (None, prep.rules["_sha256"]):
+            raise InputError(
+                f"Le fichier de règles « {Path(prep.rules['_chemin']).name} » a été modifié au lancement de "
+                "l'exécution : relancez pour que le rapport et son manifeste portent sur la même version."
+            )
         if multi:
             regions = sorted(prep.result.tables["etablissements"]["region"].dropna().unique().tolist())
         else:
