@@ -440,6 +440,7 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         off = official.detect_table(path, table)
         if off is not None:
             officials.append(off)
+            warnings.extend(table.notes)
             continue
         src = source_from_filename(path)
         if src is None:

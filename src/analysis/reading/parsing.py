@@ -131,8 +131,7 @@ def parse_int(s: pd.Series) -> Parsed:
     errors = _no_errors(s)
     errors[bad] = "nombre entier attendu"
     errors[ambiguous] = (
-        "séparateur ambigu dans un nombre entier : « , » ou « . » suivi de trois chiffres peut être une "
-        "décimale ou un séparateur de milliers (37.000 = 37 ou 37 000 ?) ; écrivez 37000 ou 37 000"
+        "séparateur ambigu dans un nombre entier (37.000 ou 37,000 : 37 ou 37 000 ?) ; écrivez 37000 ou 37 000"
     )
     big = _too_big(num) & ~bad & ~ambiguous
     errors[big] = "nombre trop grand (au-delà d'un million de milliards) : valeur aberrante"
