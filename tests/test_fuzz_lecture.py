@@ -2,8 +2,9 @@
 
 Des fichiers valides (référentiel et e-SIN, séparateur « ; » ou « , », fins de ligne LF ou CRLF,
 UTF-8 ou Windows-1252) reçoivent des dommages tirés au hasard sur quelques lignes : ligne coupée,
-ligne cassée en deux, guillemet égaré, ligne réencodée en Windows-1252 au milieu d'un fichier UTF-8,
-séparateur changé, valeur démesurée, ligne vide insérée. Deux propriétés doivent tenir à chaque tirage :
+ligne cassée en deux, guillemet égaré ou ouvrant un champ sans être refermé, ligne réencodée en
+Windows-1252 au milieu d'un fichier UTF-8, séparateur changé, valeur démesurée, ligne vide insérée.
+Deux propriétés doivent tenir à chaque tirage :
 
 - aucune ligne non endommagée n'est changée : elle est acceptée avec exactement les valeurs lues
   dans le fichier intact (une ligne réencodée compte comme intacte : elle doit se lire pareil) ;
@@ -32,9 +33,9 @@ NAMES = ["Hôpital", "Clinique", "Centre médical", "CH", "Maison de santé"]
 PLACES = ["Sainte-Hélène", "Saint-Jérôme", "de l'Étang", "des Pins, annexe", "Côte-d'Or", "Noël"]
 ETAB_HEAD = ["finess_geo", "raison_sociale", "departement", "region", "statut", "mco", "lits"]
 ESIN_HEAD = ["finess_geo", "annee", "signalements", "responsable_connecte"]
-DAMAGES = ("cut", "break", "quote", "encoding", "sep", "huge", "blank")
+DAMAGES = ("cut", "break", "quote", "open_quote", "encoding", "sep", "huge", "blank")
 SETS = 4  # valid file pairs (separator, line ending, encoding vary)
-DAMAGED_PER_SET = 8
+DAMAGED_PER_SET = 10
 
 
 def _valid_tables(rng: random.Random) -> tuple[list[list[str]], list[list[str]]]:
@@ -90,6 +91,11 @@ def _damage(rng: random.Random, lines: list[str], sep: str, file_encoding: str):
             damaged.add(len(out))
         elif kind == "quote":
             k = rng.randint(0, len(text))
+            out.append((text[:k] + '"' + text[k:], file_encoding))
+            damaged.add(len(out))
+        elif kind == "open_quote":  # a quote opening a field, never closed: the case that swallowed files
+            starts = [0] + [j + 1 for j, ch in enumerate(text) if ch == sep]
+            k = rng.choice(starts)
             out.append((text[:k] + '"' + text[k:], file_encoding))
             damaged.add(len(out))
         elif kind == "sep":
