@@ -143,8 +143,10 @@ def up_to_date(params: Params) -> tuple[bool, str, dict]:
         manifest = target / "manifest.json"
         try:
             m = json.loads(manifest.read_text(encoding="utf-8"))
-            if m.get("empreinte") != digest or not outputs_intact(target, m):
+            if m.get("empreinte") != digest:
                 return False, digest, fp
+            if not outputs_intact(target, m):
+                return False, digest, {**fp, "sorties_modifiees": str(target)}
         except (OSError, ValueError, TypeError, KeyError):
             return False, digest, fp
     return True, digest, {"dossiers": [str(t) for t in targets]}
@@ -751,6 +753,9 @@ def build_report(params: Params) -> list[Path]:
         for d in info["dossiers"]:
             progress.say(f"Rien à refaire : le rapport « {d} » est à jour (entrées, règles et code inchangés).")
         return [Path(d) for d in info["dossiers"]]
+    if "sorties_modifiees" in info:
+        progress.say(f"Des sorties de « {info['sorties_modifiees']} » ont été effacées ou modifiées depuis la "
+                     "dernière exécution : le rapport est refait.")
 
     multi = bool(params.region and params.region.lower() in ALL_REGIONS)
     parallel_regions = multi and params.jobs > 1
