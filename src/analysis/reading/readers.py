@@ -1,12 +1,18 @@
 """Lecture brute des fichiers d'entrée (CSV ou XLSX) en tables de chaînes, avec numéros de ligne.
 
 Règles du contrat de données (section 1) appliquées ici :
-- CSV en UTF-8 (avec ou sans BOM) ou Windows-1252, détecté ; séparateur ``;`` ou ``,`` détecté ;
+- CSV en UTF-8 (avec ou sans BOM) ou Windows-1252, détecté ligne à ligne (un fichier qui mêle les
+  deux est lu juste et signalé) ; UTF-16 lu ; séparateur ``;`` ou ``,`` détecté ;
+- une ligne endommagée ne coûte qu'elle-même : guillemet non refermé ou mal placé, ligne incomplète
+  (coupée), valeurs au-delà des colonnes d'en-tête sont écartées seules, avec colonne, valeur et
+  motif (``RawTable.malformed``) ; un texte entre guillemets peut couvrir plusieurs lignes ;
 - en-têtes normalisés (casse, accents, espaces/tirets/points → ``_``) ;
-- XLSX : première feuille (ou une feuille nommée), lue de la même façon.
+- XLSX : première feuille (ou une feuille nommée), lue de la même façon, sans se fier à la taille
+  déclarée (``<dimension>``) ; une cellule au format pourcentage est lue comme le nombre affiché
+  (0,853 au format ``0,0 %`` → ``85.3``) ; une formule sans valeur calculée est signalée.
 
 Les valeurs restent des chaînes : l'interprétation (nombres, dates, booléens, FINESS) est faite par
-:mod:`analysis.cleaning`, qui peut ainsi citer la valeur d'origine dans les rejets.
+:mod:`analysis.reading.cleaning`, qui peut ainsi citer la valeur d'origine dans les rejets.
 """
 
 from __future__ import annotations
@@ -17,8 +23,8 @@ import hashlib
 import io
 import re
 import unicodedata
-from decimal import Decimal
 from dataclasses import dataclass, field
+from decimal import Decimal
 from pathlib import Path
 
 import pandas as pd
