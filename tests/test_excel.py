@@ -9,7 +9,7 @@ import pandas as pd
 from openpyxl import load_workbook
 
 from analysis.publishing.excel import write_cpom_xlsx
-from analysis.publishing.outputs import write_csv
+from analysis.publishing.outputs import read_csv_output, write_csv
 
 DANGEROUS = ["=1+1", "+33 6 00 00 00 00", "-2", "@SOMME(A1)", "=HYPERLINK(\"http://x\")",
              "010000016"]
@@ -84,9 +84,10 @@ def test_write_csv(tmp_path):
     text = raw.decode("utf-8-sig")
     assert text.splitlines()[0] == "finess_geo;valeur;motif;date"
     assert text.splitlines()[1] == '010000016;19.9;"a;b";2024-12-31'
-    assert text.splitlines()[2] == '=1+1;;"guillemet ""x""";'
+    assert text.splitlines()[2] == "'=1+1;;\"guillemet \"\"x\"\"\";"  # formula neutralised (OWASP)
     back = pd.read_csv(path, sep=";", encoding="utf-8-sig", dtype=str, keep_default_na=False)
-    assert back["finess_geo"].tolist() == ["010000016", "=1+1"]
+    assert back["finess_geo"].tolist() == ["010000016", "'=1+1"]
+    assert read_csv_output(path)["finess_geo"].tolist() == ["010000016", "=1+1"]
     path2 = tmp_path / "bis.csv"
     write_csv(df, path2)
     assert path2.read_bytes() == raw

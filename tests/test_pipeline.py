@@ -236,3 +236,41 @@ def test_sheet_labels_are_the_report_labels(built):
         assert label in sheet, label
         assert label in html, label
     assert "Taux de personnel formé (Médical)" in sheet and "(medical)" not in sheet
+
+
+def test_rerun_rebuilds_when_an_output_was_deleted_or_damaged(built):
+    """« Rien à refaire » vérifie les empreintes des sorties inscrites au manifeste (issue 13)."""
+    tmp, data, out, final = built
+    p = params(tmp, data, out)
+    assert pipeline.up_to_date(p)[0]
+    fiche = sorted((final / "fiches").glob("*.pdf"))[0]
+    for f in (final / "ciblage.csv", final / "rapport_annuel.pdf", fiche):
+        saved = f.read_bytes()
+        f.write_bytes(saved[:-1] + b"#")
+        assert not pipeline.up_to_date(p)[0], f.name
+        f.unlink()
+        assert not pipeline.up_to_date(p)[0], f.name
+        f.write_bytes(saved)
+        assert pipeline.up_to_date(p)[0], f.name
+
+
+def test_csv_outputs_neutralise_formulas(built):
+    final = built[3]
+    text = (final / "ciblage.csv").read_text(encoding="utf-8-sig")
+    assert "'" + FORMULA_NAME.replace('"', '""') in text and ";" + FORMULA_NAME.replace('"', '""') not in text
+
+
+def test_damaged_processed_cache_is_rewritten_and_force_ignores_it(built):
+    from dataclasses import replace
+
+    tmp, data, out, final = built
+    p = params(tmp, data, out)
+    entry = pipeline.prepare(p, pipeline.Progress(quiet=True)).processed
+    target = entry / "qls.parquet"
+    target.write_bytes(b"PAR1 abime")
+    assert not pipeline.cache_intact(entry)
+    assert pipeline.prepare(p, pipeline.Progress(quiet=True)).processed == entry
+    assert pipeline.cache_intact(entry) and len(pd.read_parquet(target)) == 9  # the 9 QLS rows of the fixture
+    before = target.stat().st_mtime_ns
+    pipeline.prepare(replace(p, force=True), pipeline.Progress(quiet=True))
+    assert target.stat().st_mtime_ns != before and pipeline.cache_intact(entry)

@@ -10,6 +10,8 @@ from pathlib import Path
 
 from ..reading.readers import InputError
 
+YEAR_MIN, YEAR_MAX = 2000, 2100  # CPOM quality indicators exist since the 2000s
+
 
 def _year(text: str) -> int | None:
     text = (text or "").strip()
@@ -17,7 +19,12 @@ def _year(text: str) -> int | None:
         return None
     if not text.isdigit() or len(text) != 4:
         raise argparse.ArgumentTypeError(f"année invalide : « {text} » (4 chiffres attendus, par exemple 2024)")
-    return int(text)
+    year = int(text)
+    if not YEAR_MIN <= year <= YEAR_MAX:
+        raise argparse.ArgumentTypeError(
+            f"année invalide : « {text} » (une année entre {YEAR_MIN} et {YEAR_MAX} est attendue, par exemple 2024)"
+        )
+    return year
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -62,6 +62,7 @@ class Context:
 def load_context(
     annee: int, region: str, processed_dir: str, out_dir: str, rules: str, data_dir: str = "", fictif: bool = False
 ) -> Context:
+    # make report passes the copy of the rules bytes validated (and hashed) at the start of the run
     rules_dict = load_rules(rules or None)
     if not processed_dir:
         # Notebook run on its own (outside ``make report``): read the raw folder directly.

@@ -17,6 +17,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import sys
 import time
@@ -143,11 +144,41 @@ def up_to_date(params: Params) -> tuple[bool, str, dict]:
     for target in targets:
         manifest = target / "manifest.json"
         try:
-            if json.loads(manifest.read_text(encoding="utf-8")).get("empreinte") != digest:
+            m = json.loads(manifest.read_text(encoding="utf-8"))
+            if m.get("empreinte") != digest:
                 return False, digest, fp
-        except (OSError, ValueError):
+            if not outputs_intact(target, m):
+                return False, digest, {**fp, "sorties_modifiees": str(target)}
+        except (OSError, ValueError, TypeError, KeyError):
             return False, digest, fp
     return True, digest, {"dossiers": [str(t) for t in targets]}
+
+
+def fiches_digest(folder: Path) -> str:
+    """One SHA-256 over every sheet PDF of ``folder/fiches`` (names and contents)."""
+    from ..reading.readers import sha256_file
+
+    h = hashlib.sha256()
+    fiches = folder / "fiches"
+    if fiches.is_dir():
+        for p in sorted(fiches.glob("*.pdf")):
+            h.update(p.name.encode() + b"\0" + sha256_file(p).encode() + b"\n")
+    return h.hexdigest()
+
+
+def outputs_intact(target: Path, manifest: dict) -> bool:
+    """Every output recorded in the manifest is still there with the recorded SHA-256 (an output
+    deleted or damaged since the last run makes the report to be rebuilt)."""
+    from ..reading.readers import sha256_file
+
+    for o in manifest["sorties"]:
+        p = target / o["fichier"]
+        if not p.is_file() or sha256_file(p) != o["sha256"]:
+            return False
+    if "fiches_empreinte" in manifest and fiches_digest(target) != manifest["fiches_empreinte"]:
+        return False
+    n = len(list((target / "fiches").glob("*.pdf"))) if (target / "fiches").is_dir() else 0
+    return n == manifest.get("fiches", n)
 
 
 # ------------------------------------------------------------------------------------------
@@ -155,16 +186,25 @@ def up_to_date(params: Params) -> tuple[bool, str, dict]:
 
 
 def resolve_year(tables: dict, annee: int | None, rules=None) -> int:
-    """Année demandée, sinon la dernière année des sources annuelles déclarées (données datées à défaut)."""
+    """Année demandée, sinon la dernière année des sources annuelles (données datées à défaut).
+
+    Une année demandée dont aucune source annuelle n'a de ligne arrête le travail (rapport vide de sens)."""
+    annual = {name: df for name, df in tables.items()
+              if name not in ("etablissements", "engagements") and df is not None and len(df) and "annee" in df.columns}
+    present: set[int] = set()
+    for df in annual.values():
+        present.update(int(y) for y in df["annee"].dropna().unique())
     if annee is not None:
+        if present and int(annee) not in present:
+            names = ", ".join(annual)
+            raise InputError(
+                f"Aucune donnée pour l'année {int(annee)} dans les sources annuelles ({names}) : un rapport "
+                f"{int(annee)} serait vide de sens. Années présentes : {min(present)} à {max(present)}. "
+                f"Choisissez une de ces années avec ANNEE=…, ou déposez les fichiers de {int(annee)}."
+            )
         return int(annee)
-    years = []
+    years = [int(df["annee"].max()) for df in annual.values()]
     dated = []
-    for name, df in tables.items():
-        if name in ("etablissements", "engagements") or df is None or not len(df):
-            continue
-        if "annee" in df.columns:
-            years.append(int(df["annee"].max()))
     if rules is not None:
         for _, _, ind in rules.indicators():
             df = tables.get(ind.source)
@@ -364,19 +404,62 @@ def run_notebook(name: str, out_path: Path, parameters: dict, cwd: Path,
             **extra,
         )
     except PapermillExecutionError as exc:
-        raise RuntimeError(
-            f"Le notebook « {name} » a échoué (cellule {exc.exec_count}) : {exc.ename} : {exc.evalue}. "
-            f"Le notebook exécuté est conservé dans « {out_path} »."
-        ) from exc
+        raise NotebookFailed(name, Path(out_path), f"(cellule {exc.exec_count}) : {exc.ename} : {exc.evalue}") from exc
+
+
+class NotebookFailed(RuntimeError):
+    """Échec d'un notebook ; ``path`` : le notebook exécuté (avec la trace de l'erreur)."""
+
+    def __init__(self, name: str, path: Path, detail: str) -> None:
+        self.name, self.path, self.detail = name, path, detail
+        super().__init__(f"Le notebook « {name} » a échoué {detail}. Le notebook exécuté est conservé dans « {path} ».")
+
+
+def keep_failed_notebook(exc: NotebookFailed, out_dir: Path, annee, region: str) -> NotebookFailed:
+    """Copie le notebook exécuté qui a échoué dans ``<out>/.echecs/<annee>-<region>/`` (le dossier
+    temporaire est effacé) et renvoie l'erreur qui pointe vers cette copie."""
+    dest_dir = out_dir / ".echecs" / f"{annee}-{region}"
+    try:
+        dest_dir.mkdir(parents=True, exist_ok=True)
+        dest = dest_dir / exc.path.name
+        shutil.copyfile(exc.path, dest)
+    except OSError:
+        return exc
+    return NotebookFailed(exc.name, dest, exc.detail)
 
 
 # ------------------------------------------------------------------------------------------
 # Atomic replacement
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two folders in one atomic step (Linux ``renameat2(RENAME_EXCHANGE)``); False when the
+    system cannot."""
+    if not sys.platform.startswith("linux"):
+        return False
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        fn = libc.renameat2
+    except (OSError, AttributeError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    fn.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p, ctypes.c_uint]
+    return fn(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0
+
+
 def replace_dir(tmp: Path, final: Path) -> None:
+    """``tmp`` remplace ``final``. Avec un échange atomique, il n'existe aucun instant sans rapport
+    à l'emplacement attendu ; sinon l'ancien est mis de côté (``.ancien-<nom>-<pid>``) puis le neuf
+    mis en place, et une exécution interrompue entre les deux est réparée au lancement suivant
+    (:func:`recover_leftovers`)."""
     final.parent.mkdir(parents=True, exist_ok=True)
     old = final.parent / f".ancien-{final.name}-{os.getpid()}"
+    if final.exists() and _exchange(tmp, final):
+        os.replace(tmp, old)  # tmp now holds the previous report
+        shutil.rmtree(old, ignore_errors=True)
+        return
     if final.exists():
         os.replace(final, old)
     try:
@@ -387,6 +470,50 @@ def replace_dir(tmp: Path, final: Path) -> None:
         raise
     if old.exists():
         shutil.rmtree(old, ignore_errors=True)
+
+
+_LEFTOVER = re.compile(r"^\.(tmp|ancien)-(.+)-(\d+)$")
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError):
+        return True
+    return True
+
+
+def recover_leftovers(out_dir: Path, processed_dir: Path) -> list[str]:
+    """Après un arrêt brutal (kill, disque plein) : dossiers temporaires ``.tmp-*`` effacés, rapport
+    précédent laissé de côté (``<out>/<annee>/.ancien-<region>-<pid>``) remis à sa place s'il
+    n'y a plus de rapport, effacé sinon. Les dossiers d'une exécution encore en cours (son numéro
+    de processus existe) ne sont pas touchés. Renvoie ce qui a été fait."""
+    done: list[str] = []
+    for folder in (out_dir, processed_dir):
+        if not folder.is_dir():
+            continue
+        for p in folder.glob(".tmp-*"):
+            m = _LEFTOVER.match(p.name)
+            if m and p.is_dir() and not _pid_alive(int(m.group(3))):
+                shutil.rmtree(p, ignore_errors=True)
+                done.append(f"dossier temporaire effacé : {p}")
+    if out_dir.is_dir():
+        for p in out_dir.glob("*/.ancien-*"):
+            m = _LEFTOVER.match(p.name)
+            if not m or not p.is_dir() or _pid_alive(int(m.group(3))):
+                continue
+            final = p.parent / m.group(2)
+            if final.exists():
+                shutil.rmtree(p, ignore_errors=True)
+                done.append(f"ancien rapport effacé : {p}")
+            else:
+                os.replace(p, final)
+                done.append(f"rapport précédent remis en place : {final}")
+    return done
 
 
 # ------------------------------------------------------------------------------------------
@@ -447,8 +574,11 @@ def prepare(params: Params, progress: Progress) -> Prepared:
     from ..rules.loader import load_rules
 
     rules = load_rules(params.rules)
+    # the rules are read once (load_rules): the bytes hashed in the manifest are the ones validated,
+    # and a copy of them in the cache entry is what the notebooks load
     progress.say(f"Lecture des données de « {params.data_dir} »…")
     result = clean_inputs(params, rules, progress)
+    _check_referential(result)
     annee = resolve_year(result.tables, params.annee, rules)
     fictif = (params.data_dir / FICTIF_MARKER).is_file()
     progress.say(
@@ -459,23 +589,67 @@ def prepare(params: Params, progress: Progress) -> Prepared:
     key = json.dumps([[f.fichier, f.sha256] for f in result.files] + [rules.sha256, code_fingerprint()])
     digest = _sha_bytes(key.encode())[:16]
     processed = params.processed_dir / digest
-    if not (processed / "fichiers.parquet").is_file():
+    if params.force or not cache_intact(processed):
         tmp_proc = params.processed_dir / f".tmp-{digest}-{os.getpid()}"
         shutil.rmtree(tmp_proc, ignore_errors=True)
         write_processed(result, tmp_proc)
         _write_json(tmp_proc / "lecture.json", {"avertissements": result.warnings,
                                                  "sources_absentes": result.absent_sources,
-                                                 "fichiers_ignores": result.ignored_files})
+                                                 "fichiers_ignores": result.ignored_files,
+                                                 "regles": {"fichier": rules.name, "sha256": rules.sha256}})
         # les octets des règles validées, lus une seule fois : les notebooks appliquent exactement
         # les règles dont le manifeste donne l'empreinte, même si le fichier change pendant l'exécution
         (tmp_proc / "regles").mkdir()
         (tmp_proc / "regles" / rules.name).write_text(rules.text, encoding="utf-8")
+        _write_json(tmp_proc / CACHE_SUMS, {p.relative_to(tmp_proc).as_posix(): _sha_bytes(p.read_bytes())
+                                            for p in sorted(tmp_proc.rglob("*")) if p.is_file()})
+        if processed.exists():  # damaged, or --force: set aside, then replaced
+            aside = params.processed_dir / f".tmp-ancien-{digest}-{os.getpid()}"
+            try:
+                os.replace(processed, aside)
+            except OSError:
+                pass
+            shutil.rmtree(aside, ignore_errors=True)
         try:
             os.replace(tmp_proc, processed)
         except OSError:  # written meanwhile by a parallel run: identical content
             shutil.rmtree(tmp_proc, ignore_errors=True)
     return Prepared(rules=rules, result=result, annee=annee, fictif=fictif, processed=processed,
                     lecture_s=progress.timings.get("lecture", 0.0))
+
+
+CACHE_SUMS = "sommes.json"
+
+
+def cache_intact(processed: Path) -> bool:
+    """The cleaned tables of ``processed`` are complete and undamaged (SHA-256 recorded at writing)."""
+    try:
+        sums = json.loads((processed / CACHE_SUMS).read_text(encoding="utf-8"))
+        if not isinstance(sums, dict) or "fichiers.parquet" not in sums \
+                or not any(name.startswith("regles/") for name in sums):
+            return False
+        return all(_sha_bytes((processed / name).read_bytes()) == sha for name, sha in sums.items())
+    except (OSError, ValueError, TypeError):
+        return False
+
+
+def _check_referential(result) -> None:
+    etab = result.tables.get("etablissements")
+    if etab is not None and len(etab):
+        return
+    files = [f for f in result.files if f.source == "etablissements"]
+    read = sum(f.lignes_lues for f in files)
+    names = ", ".join(f.fichier for f in files)
+    if not read:
+        detail = "il ne contient aucune ligne de données (en-tête seul)"
+    else:
+        rej = result.rejects[result.rejects["fichier"].isin([f.fichier for f in files])]
+        motifs = "; ".join(f"ligne {r.ligne}, {r.colonne or 'ligne'} : {r.motif}" for r in rej.head(3).itertuples())
+        detail = f"ses {read} ligne(s) ont toutes été rejetées (par exemple : {motifs})"
+    raise InputError(
+        f"Le référentiel des établissements « {names} » est vide : {detail}. Aucun rapport ne peut être "
+        "produit sans établissement."
+    )
 
 
 def build_region(params: Params, prep: Prepared, region: str, digest: str, progress: Progress,
@@ -536,6 +710,10 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 finish_fiches()
         _write_manifest(tmp, params, rules, result, annee, region, prep.fictif, digest, progress)
         replace_dir(tmp, final)
+    except NotebookFailed as exc:
+        kept = keep_failed_notebook(exc, params.out_dir, annee, region)
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise kept from exc
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -574,11 +752,16 @@ def build_report(params: Params) -> list[Path]:
     import contextlib
 
     progress = Progress(quiet=params.quiet)
+    for note in recover_leftovers(params.out_dir, params.processed_dir):
+        progress.say(f"Reprise après un arrêt brutal : {note}.")
     fresh, digest, info = up_to_date(params)
     if fresh:
         for d in info["dossiers"]:
             progress.say(f"Rien à refaire : le rapport « {d} » est à jour (entrées, règles et code inchangés).")
         return [Path(d) for d in info["dossiers"]]
+    if "sorties_modifiees" in info:
+        progress.say(f"Des sorties de « {info['sorties_modifiees']} » ont été effacées ou modifiées depuis la "
+                     "dernière exécution : le rapport est refait.")
 
     multi = bool(params.region and params.region.lower() in ALL_REGIONS)
     parallel_regions = multi and params.jobs > 1
@@ -594,6 +777,11 @@ def build_report(params: Params) -> list[Path]:
             kernel.start()
 
         prep = prepare(params, progress)
+        if info.get("regles") not in (None, prep.rules.sha256):
+            raise InputError(
+                f"Le fichier de règles « {prep.rules.name} » a été modifié au lancement de "
+                "l'exécution : relancez pour que le rapport et son manifeste portent sur la même version."
+            )
         if multi:
             regions = sorted(prep.result.tables["etablissements"]["region"].dropna().unique().tolist())
         else:
@@ -725,6 +913,7 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
         "rejets": int(len(result.rejects)),
         "sorties": outputs_list,
         "fiches": n_fiches,
+        "fiches_empreinte": fiches_digest(tmp),
         "versions": _versions(),
         "code": {"version": __version__, "commit_git": _git_commit()},
         "durees_s": {k: round(v, 2) for k, v in progress.timings.items()},

@@ -18,7 +18,15 @@ import pandas as pd
 from ..rules.schema import Source
 from . import finess, official
 from .parsing import Parsed, parse_column
-from .readers import FILE_COL, LINE_COL, InputError, RawTable, normalize_name, sha256_file
+from .readers import (
+    FILE_COL,
+    LINE_COL,
+    InputError,
+    RawTable,
+    normalize_name,
+    sha256_file,
+    take_cell_issues,
+)
 
 log = logging.getLogger(__name__)
 
@@ -108,6 +116,11 @@ def source_from_columns(columns: list[str], sources: dict[str, Source]) -> str |
 
 
 def list_input_files(data_dir: Path) -> list[Path]:
+    if data_dir.is_file():
+        raise InputError(
+            f"« {data_dir} » est un fichier, pas un dossier : DATA doit désigner le dossier qui contient les "
+            f"fichiers d'entrée (par exemple DATA={data_dir.parent})."
+        )
     if not data_dir.is_dir():
         raise InputError(f"Le dossier d'entrée « {data_dir} » n'existe pas.")
     return sorted(
@@ -389,6 +402,21 @@ def _report_for(path: Path, source: str, nature: str, table: RawTable | None) ->
     return rep
 
 
+def _check_file(table: RawTable, source: Source, warnings: list[str], optional: frozenset = frozenset()) -> None:
+    """Per-file checks before the files of one source are combined: each file must hold the
+    required columns (a second file lacking one stops the run too); cells unreadable in a used
+    column cost their row; reading notes and header-only files are said in the warnings."""
+    src = source.name
+    _resolve_columns(table.data, source, [table.name], optional)
+    used = {c for col in source.columns for c in (col.name, *col.aliases)}
+    take_cell_issues(table, used)
+    warnings.extend(table.notes)
+    if not len(table.data) and not table.malformed:
+        warnings.append(
+            f"« {table.name} » (source « {src} ») ne contient que sa ligne d'en-tête : aucune donnée n'en a été lue."
+        )
+
+
 def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     """Read, recognise and validate every input file of ``data_dir``."""
     data_dir = Path(data_dir)
@@ -405,6 +433,7 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         off = official.detect_table(path, table)
         if off is not None:
             officials.append(off)
+            warnings.extend(table.notes)
             continue
         src = source_from_filename(path, sources)
         if src is None:
@@ -424,6 +453,12 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         reports[path.name] = _report_for(path, src, "saisie ARS", table)
 
     extracts = [o for o in officials if o.kind == official.KIND_FINESS]
+    for src, tbls in by_source.items():
+        # an etablissements file that completes a FINESS extract needs only finess_geo
+        optional = (frozenset(sources[src].required_columns) - {"finess_geo"}
+                    if src == "etablissements" and extracts else frozenset())
+        for table in tbls:
+            _check_file(table, sources[src], warnings, optional)
     if "etablissements" not in by_source and not extracts:
         cols = ", ".join(sources["etablissements"].required_columns)
         raise InputError(
@@ -448,14 +483,14 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
                 rejects.append(
                     pd.DataFrame(
                         [
-                            {"fichier": t.name, "ligne": line, "colonne": "", "valeur": "", "motif": f"ligne mal formée : {msg}"}
-                            for line, msg in t.malformed
+                            {"fichier": t.name, "ligne": line, "colonne": col, "valeur": val, "motif": msg}
+                            for line, col, val, msg in t.malformed
                         ]
                     )
                 )
                 outcomes.append(
                     pd.DataFrame(
-                        {FILE_COL: t.name, LINE_COL: [l for l, _ in t.malformed], "issue": "rejete", "repare": False}
+                        {FILE_COL: t.name, LINE_COL: [m[0] for m in t.malformed], "issue": "rejete", "repare": False}
                     )
                 )
 
@@ -552,7 +587,9 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
         warnings.extend(finess.absent_note(rej, reports, referential, MSG_UNKNOWN,
                                            {o.path.name for o in officials if o.kind != official.KIND_FINESS}))
 
-    absent = [s for s in input_sources(sources) if s not in tables and s != "plans_actions"]
+    # a source whose files hold a header only is as good as absent (said in the warnings too)
+    header_only = {s for s in by_source if all(reports[t.name].lignes_lues == 0 for t in by_source[s])}
+    absent = [s for s in input_sources(sources) if (s not in tables or s in header_only) and s != "plans_actions"]
     files = [reports[k] for k in sorted(reports)]
     return CleanResult(
         tables=tables, rejects=rej, files=files, warnings=warnings, absent_sources=absent, ignored_files=ignored

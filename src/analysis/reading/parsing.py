@@ -91,10 +91,27 @@ def parse_region(s: pd.Series) -> Parsed:
     return Parsed(fixed.where(ok, pd.NA).astype("string"), errors, one & ok)
 
 
+# French grouping of thousands: a space (or no-break space) between groups of three digits.
+_GROUPED = re.compile(r"^[+-]?\d{1,3}(?: \d{3})+(?:[.,]\d+)?%?$")
+# In an integer count, one "." or "," followed by exactly three digits is ambiguous: 37.000 is
+# 37 written with three decimals or 37 000 with a thousands separator. It is never guessed.
+_AMBIGUOUS_INT = re.compile(r"^[+-]?\d{1,3}(?:[.,]\d{3})+$")
+# Integers beyond 2**53 cannot be held exactly by the numeric columns; no real count comes near.
+MAX_ABS_NUMBER = 1e15
+
+
 def _to_number(c: pd.Series) -> pd.Series:
+    has_space = c.str.contains(" ", regex=False)
+    bad_space = has_space & ~c.str.fullmatch(_GROUPED.pattern).fillna(False).astype(bool)
     t = c.str.replace(" ", "", regex=False).str.replace(",", ".", regex=False)
     t = t.str.replace(r"%$", "", regex=True)
-    return pd.to_numeric(t.where(t != "", None), errors="coerce")
+    t = t.where(~bad_space, "?")  # "1 2" or "12 34": not a grouping of thousands
+    num = pd.to_numeric(t.where(t != "", None), errors="coerce")
+    return num.astype("float64") if num.dtype != "float64" else num
+
+
+def _too_big(num: pd.Series) -> pd.Series:
+    return (num.abs() > MAX_ABS_NUMBER).fillna(False).astype(bool) & ~np.isinf(num.fillna(0))
 
 
 def parse_float(s: pd.Series) -> Parsed:
@@ -104,16 +121,26 @@ def parse_float(s: pd.Series) -> Parsed:
     bad = num.isna() & ~empty | np.isinf(num.fillna(0))
     errors = _no_errors(s)
     errors[bad] = "nombre attendu"
+    big = _too_big(num) & ~bad
+    errors[big] = "nombre trop grand (au-delà d'un million de milliards) : valeur aberrante"
+    bad = bad | big
     return Parsed(num.where(~bad).astype("Float64"), errors, _no_repairs(s))
 
 
 def parse_int(s: pd.Series) -> Parsed:
     c = _clean_str(s)
     empty = c == ""
+    ambiguous = c.str.fullmatch(_AMBIGUOUS_INT.pattern).fillna(False).astype(bool)
     num = _to_number(c)
     bad = (num.isna() & ~empty) | (num.notna() & (num != np.floor(num.fillna(0))))
     errors = _no_errors(s)
     errors[bad] = "nombre entier attendu"
+    errors[ambiguous] = (
+        "séparateur ambigu dans un nombre entier (37.000 ou 37,000 : 37 ou 37 000 ?) ; écrivez 37000 ou 37 000"
+    )
+    big = _too_big(num) & ~bad & ~ambiguous
+    errors[big] = "nombre trop grand (au-delà d'un million de milliards) : valeur aberrante"
+    bad = bad | ambiguous | big
     vals = num.where(~bad).round().astype("Int64")
     return Parsed(vals, errors, _no_repairs(s))
 
