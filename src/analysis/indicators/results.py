@@ -43,6 +43,7 @@ class Results:
     evolutions: dict = field(default_factory=dict)  # indicateur -> DataFrame
     funnels: dict = field(default_factory=dict)  # clé -> td.FunnelData
     comparaisons: dict = field(default_factory=dict)  # risque -> DataFrame (attrs dans meta)
+    alertes: pd.DataFrame | None = None
 
 
 def report_years(ctx) -> list[int]:
@@ -148,6 +149,16 @@ def run_tendances(ctx) -> pd.DataFrame:
             df = td.targeted_vs_others(ctx.tables, ctx.rules, ctx.region, base, ctx.annee, code, ciblage_base=cb)
             _save(ctx, f"comparaison_{code}", df)
             comps[code] = {"annee_ciblage": base, "annee_suivi": ctx.annee}
+    from .alertes import compute_alertes
+
+    evols = {c: pd.read_parquet(d / f"evolutions_{c}.parquet") for c in evol}
+    suivi = pd.read_parquet(d / "suivi.parquet") if (d / "suivi.parquet").is_file() else sv.compute_suivi(
+        ctx.tables, ctx.rules, ctx.annee, ctx.region)
+    shist = pd.read_parquet(d / "suivi_historique.parquet") if (d / "suivi_historique.parquet").is_file() \
+        else suivi.iloc[0:0].assign(annee=pd.Series(dtype="Int64"))
+    hist_all = hist if hist is not None else cib.ciblage_history(ctx.tables, ctx.rules, years, ctx.region)
+    alerts = compute_alertes(ctx.tables, ctx.rules, ctx.annee, ctx.region, hist_all, suivi, shist, evols, years)
+    _save(ctx, "alertes", alerts)
     _meta(ctx, {"entonnoirs": funnels, "evolutions": sorted(evol), "comparaisons": comps})
     return tend
 
@@ -182,4 +193,5 @@ def load_results(out_dir: str | Path) -> Results:
         evolutions={c: rd(f"evolutions_{c}") for c in meta.get("evolutions", [])},
         funnels=funnels,
         comparaisons=comps,
+        alertes=rd("alertes") if (d / "alertes.parquet").is_file() else None,
     )

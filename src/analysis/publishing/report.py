@@ -159,6 +159,30 @@ def synthese(ctx, res) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# Signaux d'alerte
+
+
+def signaux_alerte(ctx, res) -> None:
+    """Ce qui s'est dégradé en N : une ligne par signal, la preuve en une ligne, par gravité."""
+    a = res.alertes
+    if a is None or a.empty:
+        show_html(f"<p>Aucun signal d'alerte en {ctx.annee} : aucun établissement ne s'est dégradé selon les "
+                  "règles d'alerte du fichier de règles.</p>")
+        return
+    counts = a.groupby(["gravite", "signal"], sort=True)["finess_geo"].nunique().reset_index()
+    items = "".join(f"<li><b>{h(s)}</b> : {fmt_num(n)} établissement(s)</li>" for s, n in zip(counts["signal"],
+                                                                                          counts["finess_geo"]))
+    show_html(
+        f"<p>{fmt_num(a['finess_geo'].nunique())} établissement(s) dont la situation s'est dégradée en {ctx.annee} "
+        f"par rapport à {ctx.annee - 1}, du signal le plus grave au moins grave :</p><ul>{items}</ul>"
+        + french_table(a[["signal", "departement", "finess_geo", "raison_sociale", "objet", "preuve"]],
+                       labels={"signal": "Signal", "departement": "Dép.", "finess_geo": "FINESS",
+                               "raison_sociale": "Établissement", "objet": "Objet", "preuve": "Preuve"},
+                       classes="tableau etablissements alertes")
+    )
+
+
+# ------------------------------------------------------------------------------------------
 # Ciblage
 
 

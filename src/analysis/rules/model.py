@@ -295,6 +295,17 @@ class Risque(_Strict):
 # Racine
 
 
+ALERTES = ("entree_ciblage", "niveau_en_baisse", "nouveau_non_declarant", "sous_declaration", "degradation_ifaq",
+           "nouveau_non_atteint")
+
+
+class Alerte(_Strict):
+    type: Literal[ALERTES]  # type: ignore[valid-type]
+    libelle: str
+    indicateur: str | None = None
+    risque: str | None = None
+
+
 class Statistiques(_Strict):
     niveau_confiance: float = Field(0.95, gt=0, lt=1)
     reference_position: float | None = None
@@ -319,6 +330,7 @@ class RulesModel(_Strict):
     sources: dict[str, Source]
     engagements: dict[str, Engagement] = {}
     ciblage: dict[str, Risque] = {}
+    alertes: list[Alerte] = []
     statistiques: Statistiques = Statistiques()
     esatis: Esatis = Esatis()
     referentiel_finess: dict[str, Any] | None = None  # extrait FINESS (analysis.reading.finess)
@@ -389,6 +401,20 @@ class RulesModel(_Strict):
             for sp in r.specificites_exclues:
                 if spec and sp not in spec:
                     errors.append((f"{path}.specificites_exclues", f"spécificité inconnue « {sp} »"))
+        for i, a in enumerate(self.alertes):
+            path = f"alertes[{i}]"
+            if a.type in ("niveau_en_baisse", "degradation_ifaq"):
+                ind = codes.get(a.indicateur or "")
+                if ind is None:
+                    errors.append((f"{path}.indicateur", f"indicateur déclaré attendu (trouvé « {a.indicateur} »)"))
+                elif a.type == "niveau_en_baisse" and ind.calcul != "niveau":
+                    errors.append((f"{path}.indicateur", "un indicateur de calcul « niveau » est attendu"))
+                elif a.type == "degradation_ifaq" and not (ind.calcul == "valeur" and (ind.effectif or ind.ic_bas)):
+                    errors.append((f"{path}.indicateur", "un indicateur « valeur » avec intervalle (effectif ou bornes) est attendu"))
+            if a.type in ("nouveau_non_declarant", "sous_declaration"):
+                r = self.ciblage.get(a.risque or "")
+                if r is None or r.regle != "sous_declaration_poisson":
+                    errors.append((f"{path}.risque", f"risque de règle « sous_declaration_poisson » attendu (trouvé « {a.risque} »)"))
         seen: dict[str, str] = {}
         for ecode, e in self.engagements.items():
             for icode in e.indicateurs:
