@@ -34,7 +34,7 @@ $(STAMP): requirements.lock pyproject.toml
 	   $(PY) -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e . ; } \
 	   > $(VENV)/installation.log 2>&1 || { tail -n 30 $(VENV)/installation.log; \
 	   echo "Échec de l'installation de l'environnement : voir $(VENV)/installation.log"; exit 1; }
-	@$(PY) -c "from analysis.pipeline import ensure_kernel; ensure_kernel()"
+	@$(PY) -c "from analysis.orchestration.pipeline import ensure_kernel; ensure_kernel()"
 	@touch $(STAMP)
 
 report: $(STAMP)

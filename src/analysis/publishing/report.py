@@ -560,7 +560,7 @@ def methode_regles(ctx: Context) -> None:
     df = pd.DataFrame(rows, columns=["Rubrique", "Règle", "Valeur"])
     show_html(
         french_table(df)
-        + f"<p>Fichier de règles : <code>{h(r['_chemin'])}</code>, version {h(r.get('version', MISSING))}, "
+        + f"<p>Fichier de règles : <code>{h(str(r['_chemin']).replace(chr(92), '/').rsplit('/', 1)[-1])}</code>, version {h(r.get('version', MISSING))}, "
         f"empreinte SHA-256 <code>{h(r['_sha256'])}</code>. Toute modification d'un seuil change cette empreinte, "
         "reportée dans <code>manifest.json</code>.</p>"
     )
