@@ -22,3 +22,19 @@ def rules() -> dict:
 
     with open(PROJECT / "config" / "regles_cpom.yml", encoding="utf-8") as fh:
         return yaml.safe_load(fh)
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory):
+    """Rapport complet (notebooks, HTML, PDF, fiches, XLSX, manifeste) du petit jeu écrit à la main de
+    test_pipeline.py, construit une seule fois pour la session : ``(tmp, data, out, final)``.
+    Les tests qui l'utilisent ne modifient jamais ``final`` (ils travaillent sur des copies)."""
+    from test_pipeline import params, write_fixture
+
+    from analysis.orchestration.pipeline import build_report
+
+    tmp = tmp_path_factory.mktemp("pipeline")
+    data = write_fixture(tmp / "raw")
+    out = tmp / "out"
+    [final] = build_report(params(tmp, data, out))
+    return tmp, data, out, final

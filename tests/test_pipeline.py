@@ -4,6 +4,7 @@ remplacement atomique et reproductibilité."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -110,13 +111,8 @@ def params(tmp: Path, data: Path, out: Path, **kw) -> Params:
                   quiet=True, **kw)
 
 
-@pytest.fixture(scope="module")
-def built(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("pipeline")
-    data = write_fixture(tmp / "raw")
-    out = tmp / "out"
-    [final] = build_report(params(tmp, data, out))
-    return tmp, data, out, final
+# ``built`` (tmp, data, out, final) : le rapport de ce petit jeu, construit une fois pour toute la
+# session (tests/conftest.py) et partagé avec test_web.py et test_verify.py.
 
 
 def test_parameters_cell_is_tagged_in_every_notebook():
@@ -248,15 +244,48 @@ def test_failed_run_leaves_previous_outputs_untouched(built, monkeypatch):
     assert not list(out.glob(".tmp-*"))
 
 
-def test_two_runs_give_identical_csv_and_xlsx_cells(built):
+def _checkout_copy(dest: Path) -> Path:
+    """Copie du dépôt (code, notebooks, règles) dans un autre dossier, comme un second clone."""
+    root = pipeline.PROJECT_DIR
+    for name in ("src", "notebooks", "config", "tools"):
+        shutil.copytree(root / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("requirements.lock", "pyproject.toml"):
+        shutil.copy(root / name, dest / name)
+    return dest
+
+
+def test_two_checkouts_give_identical_bytes(built, tmp_path):
+    """Même entrées, autre clone du dépôt, autres dossiers de données, de règles et de sortie, autre
+    fuseau horaire et autre langue : HTML, PDF, CSV et XLSX identiques à l'octet près ; aucun
+    chemin de la machine dans ces sorties."""
+    import os
+
     tmp, data, out, final = built
-    [other] = build_report(params(tmp, data, tmp / "out_bis", fiches=False))
-    for name in ("ciblage.csv", "suivi_engagements.csv", "tendances.csv", "rejets.csv"):
+    clone = _checkout_copy(tmp_path / "autre clone")
+    data2 = shutil.copytree(data, tmp_path / "entrées" / "raw")
+    env = {k: v for k, v in os.environ.items() if k not in ("SOURCE_DATE_EPOCH",)}
+    env.update(PYTHONPATH=f"{clone / 'src'}{os.pathsep}{clone}", TZ="Pacific/Auckland", LANG="C.UTF-8",
+               LC_ALL="C.UTF-8")
+    proc = subprocess.run(
+        [sys.executable, "-m", "analysis", "report", "--data", str(data2), "--out", "sorties", "--region", "28",
+         "--rules", str(clone / "config" / "regles_cpom.yml"), "--processed", "tables", "--sans-fiches",
+         "--quiet"],
+        cwd=clone, env=env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    other = clone / "sorties" / "2024" / "28"
+    nb = json.loads((other / "notebooks" / NOTEBOOKS[0]).read_text(encoding="utf-8"))
+    assert nb["metadata"]["papermill"]["input_path"].startswith(str(clone))  # le code du clone a servi
+    names = ["rapport_annuel.html", "rapport_annuel.pdf", "ciblage.csv", "suivi_engagements.csv",
+             "tendances.csv", "rejets.csv", "cpom_28_2024.xlsx"]
+    for name in names:
         assert (final / name).read_bytes() == (other / name).read_bytes(), name
-    a = load_workbook(final / "cpom_28_2024.xlsx")
-    b = load_workbook(other / "cpom_28_2024.xlsx")
-    for ws in a:
-        assert [[c.value for c in r] for r in ws.iter_rows()] == [[c.value for c in r] for r in b[ws.title].iter_rows()]
+    machine = [str(pipeline.PROJECT_DIR), str(tmp), str(clone), str(data2), "/tmp/", "/work/", "/home/"]
+    for name in names[:-1]:
+        text = (final / name).read_bytes().decode("utf-8", errors="replace")
+        assert not [m for m in machine if m in text], name
+    html = (final / "rapport_annuel.html").read_text(encoding="utf-8")
+    assert "Fichier de règles : <code>regles_cpom.yml</code>, version" in html
 
 
 def test_several_regions_need_a_choice(tmp_path):

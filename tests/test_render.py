@@ -254,3 +254,22 @@ def test_pdf_is_tagged_pdf_ua(html_file, tmp_path):
     if shutil.which("pdfinfo"):
         info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
         assert re.search(r"^Tagged:\s+yes$", info, re.M), info
+
+
+REPORT_TITLE = "Suivi qualité des CPOM — rapport annuel"
+
+
+def test_annual_report_pdf_is_tagged_pdf_ua(built):
+    """Le rapport annuel construit de bout en bout est balisé (PDF/UA-1, PDF/A-3u), figures comprises."""
+    pdf = built[3] / "rapport_annuel.pdf"
+    alts = check_tagged_pdf(pdf, REPORT_TITLE, allow_generic=True)
+    assert len(alts) >= 3
+    html = (built[3] / "rapport_annuel.html").read_text(encoding="utf-8")
+    captions = re.findall(r'<span class="numero-figure">Figure (\d+)', html)
+    assert captions == [str(i) for i in range(1, len(alts) + 1)]
+
+
+@pytest.mark.xfail(strict=True, reason="textes alternatifs tirés des données à passer par report.py "
+                   "(figures.show(fig, alt=…)) : retirer ce marqueur quand c'est fait")
+def test_annual_report_figures_have_meaningful_alt(built):
+    check_tagged_pdf(built[3] / "rapport_annuel.pdf", REPORT_TITLE, allow_generic=False)

@@ -701,7 +701,7 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
 
     outputs_list = []
     for p in sorted(tmp.rglob("*")):
-        if p.is_file() and p.name != "manifest.json" and p.parent.name != "fiches":
+        if p.is_file() and p.name != "manifest.json":
             outputs_list.append({"fichier": str(p.relative_to(tmp)), "sha256": sha256_file(p)})
     n_fiches = len(list((tmp / "fiches").glob("*.pdf"))) if (tmp / "fiches").is_dir() else 0
     manifest = {
@@ -729,7 +729,7 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
         "sorties": outputs_list,
         "fiches": n_fiches,
         "versions": _versions(),
-        "code": {"version": __version__, "commit_git": _git_commit()},
+        "code": {"version": __version__, "commit_git": _git_commit(), "empreinte": code_fingerprint()},
         "durees_s": {k: round(v, 2) for k, v in progress.timings.items()},
     }
     _write_json(tmp / "manifest.json", manifest)

@@ -30,7 +30,15 @@
   var tables = Array.prototype.slice.call(main.querySelectorAll("table"));
 
   /* Tableaux plus larges que la colonne : défilement horizontal accessible au clavier. */
-  tables.forEach(function (table) {
+  var headingsInMain = Array.prototype.slice.call(main.querySelectorAll("h1, h2, h3, h4"));
+  function sectionOf(node) {
+    var found = null;
+    headingsInMain.forEach(function (h) {
+      if (h.compareDocumentPosition(node) & Node.DOCUMENT_POSITION_FOLLOWING) found = h;
+    });
+    return found ? found.textContent.trim() : "rapport";
+  }
+  tables.forEach(function (table, k) {
     var box = document.createElement("div");
     box.className = "tableau-defilant";
     table.parentNode.insertBefore(box, table);
@@ -38,7 +46,7 @@
     if (box.scrollWidth > box.clientWidth + 1) {
       box.tabIndex = 0;
       box.setAttribute("role", "region");
-      box.setAttribute("aria-label", "Tableau défilant horizontalement");
+      box.setAttribute("aria-label", "Tableau " + (k + 1) + " (" + sectionOf(table) + "), défilant horizontalement");
     }
   });
 
@@ -111,6 +119,7 @@
       empty.textContent = "Aucune ligne de ce tableau ne correspond à la recherche.";
       table.parentNode.parentNode.insertBefore(empty, table.parentNode.nextSibling);
       return {
+        box: table.parentNode,
         empty: empty,
         rows: bodyRows(table).map(function (tr) {
           var text = norm(tr.textContent);
@@ -133,6 +142,7 @@
           if (ok) { shown += 1; if (!first && q) first = r.tr; }
         });
         t.empty.hidden = !q || shown > 0;
+        t.box.hidden = Boolean(q) && shown === 0;
         if (q && shown) { n += shown; k += 1; }
       });
       status.textContent = !q ? "" : n === 0
