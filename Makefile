@@ -47,7 +47,7 @@ report: $(STAMP)
 verify: $(STAMP)
 	@test -n "$(REPORT)" || { echo "Précisez le rapport : make verify REPORT=reports/<annee>/<region>"; exit 2; }
 	@$(PY) -m analysis verify "$(REPORT)" $(if $(filter command line,$(origin DATA)),--data "$(DATA)") \
-		$(if $(filter command line,$(origin RULES)),--rules "$(RULES)") --jobs $(JOBS)
+		$(if $(filter command line,$(origin RULES)),--rules "$(RULES)") --jobs $(JOBS) $(QUIET)
 
 test: $(STAMP)
 	@$(PY) -m pytest -m "not slow" tests

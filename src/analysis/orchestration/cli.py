@@ -41,6 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     v.add_argument("--data", default="", help="dossier des entrées (défaut : celui du manifeste)")
     v.add_argument("--rules", default="", help="fichier de règles (défaut : celui du manifeste)")
     v.add_argument("--jobs", type=int, default=2, help="processus pour les fiches (défaut 2)")
+    v.add_argument("--quiet", action="store_true", help="n'affiche pas la progression de la nouvelle exécution")
     v.add_argument("--debug", action="store_true", help="affiche la trace Python complète en cas d'erreur")
 
     d = sub.add_parser("demo", help="régénère les données fictives de démonstration")
@@ -77,7 +78,8 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "verify":
             from .verify import main as verify_main
 
-            return verify_main(args.rapport, data=args.data, rules=args.rules, jobs=max(1, args.jobs))
+            return verify_main(args.rapport, data=args.data, rules=args.rules, jobs=max(1, args.jobs),
+                               quiet=args.quiet)
         elif args.command == "demo":
             from tools.demo import generate_demo
 

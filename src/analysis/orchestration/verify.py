@@ -146,12 +146,12 @@ def manifest_has_fiches(manifest: dict) -> bool:
 
 
 def verify_report(report_dir: Path, *, data_dir: Path | None = None, rules: Path | None = None,
-                  jobs: int = 2, echo=print) -> Verification:
+                  jobs: int = 2, echo=print, quiet: bool = True) -> Verification:
     """Refait le rapport de ``report_dir`` d'après son manifeste et compare ses sorties.
 
     ``data_dir`` / ``rules`` : dossier des entrées et fichier de règles, si ce ne sont plus ceux du
     manifeste (un chemin relatif du manifeste s'entend depuis le dossier courant). Rien n'est écrit
-    dans ``report_dir``.
+    dans ``report_dir``. ``quiet=False`` : progression de la nouvelle exécution sur la sortie d'erreur.
     """
     from .pipeline import Params, build_report
 
@@ -196,7 +196,7 @@ def verify_report(report_dir: Path, *, data_dir: Path | None = None, rules: Path
         tmp = Path(tmp)
         rerun_params = Params(
             data_dir=data, out_dir=tmp / "sorties", annee=annee, region=region, rules=rules_path,
-            processed_dir=tmp / "tables", jobs=max(1, jobs), quiet=True, force=True,
+            processed_dir=tmp / "tables", jobs=max(1, jobs), quiet=quiet, force=True,
             fiches=bool(manifest.get("fiches")),
         )
         [rerun] = build_report(rerun_params)
@@ -213,9 +213,9 @@ def verify_report(report_dir: Path, *, data_dir: Path | None = None, rules: Path
     return res
 
 
-def main(report: str, data: str = "", rules: str = "", jobs: int = 2) -> int:
+def main(report: str, data: str = "", rules: str = "", jobs: int = 2, quiet: bool = False) -> int:
     res = verify_report(Path(report), data_dir=Path(data) if data else None,
                         rules=Path(rules) if rules else None, jobs=jobs,
-                        echo=lambda s: print(s, flush=True))
+                        echo=lambda s: print(s, flush=True), quiet=quiet)
     sys.stdout.flush()
     return 0 if res.identical else 1

@@ -1,4 +1,4 @@
-"""Notebook exécuté → HTML imprimable → PDF A4 (WeasyPrint), sans code ni JavaScript.
+"""Notebook exécuté → HTML (document imprimable et page web) → PDF A4 balisé (WeasyPrint), sans code.
 
 - :func:`notebook_to_html` : nbconvert ``HTMLExporter`` avec le modèle ``templates/rapport``
   (hérite du rendu des cellules « lab », en remplace l'en-tête et le pied) ; code, invites et
@@ -8,12 +8,20 @@
   calculés par WeasyPrint avec ``target-counter``) construit à partir des titres ``h1``/``h2``,
   l'en-tête courant (région, année, chapitre) et la pagination « n / N ». Avec ``fictif=True``,
   bandeau rouge « DONNÉES FICTIVES » sur la couverture et en haut de chaque page.
+  Figures numérotées « Figure n : légende » (:func:`number_figures`), avec le texte alternatif
+  passé à :func:`analysis.publishing.figures.show` ; en-têtes de tableau avec ``scope``
+  (:func:`add_header_scopes`).
+  Page web : feuille d'écran ``ecran.css`` (``@media screen`` : colonne lisible, sommaire et
+  recherche dans une colonne latérale qui reste visible) et script ``ecran.js`` (recherche d'un
+  établissement par nom ou FINESS, tri des longs tableaux, section courante du sommaire), tous
+  deux incorporés ; lien d'évitement et champ de recherche masqués à l'impression.
   Aucune ressource externe : pas de MathJax, require.js ni CDN ; police DejaVu Sans locale ;
   figures en SVG vectoriel incorporé au HTML comme image ``data:image/svg+xml;base64`` (voir
   :func:`analysis.figures.show` ; pas de ``<svg>`` en ligne, voir le modèle).
-- :func:`html_to_pdf` : WeasyPrint, A4 ; déterministe (aucune date sauf ``SOURCE_DATE_EPOCH``,
-  qui fixe alors la date de création/modification du PDF ; horodatage des polices incorporées
-  fixé dans tous les cas) ; titre et langue ``fr`` en métadonnées.
+- :func:`html_to_pdf` : WeasyPrint, A4, PDF balisé PDF/A-3u et PDF/UA-1 ; déterministe (aucune
+  date sauf ``SOURCE_DATE_EPOCH``, qui fixe alors la date de création/modification du PDF ;
+  horodatage des polices incorporées et identifiants des en-têtes de tableau fixés dans tous les
+  cas) ; titre et langue ``fr`` en métadonnées.
 
 HTML déterministe : les identifiants de cellules (``id="cell-id=…"``, aléatoires pour la cellule
 injectée par Papermill) sont retirés et les ancres des titres recalculées (``sec-…``).
@@ -41,6 +49,9 @@ __all__ = [
     "source_date",
     "fixed_font_timestamps",
     "local_url_fetcher",
+    "number_figures",
+    "add_header_scopes",
+    "PDF_VARIANT",
     "TEMPLATES_DIR",
 ]
 
