@@ -195,6 +195,26 @@ def test_add_header_scopes_keeps_existing_scope():
                    '</th></tr></thead><tbody><tr><th scope="row">i</th><td>1</td></tr></tbody></table>')
 
 
+def _preload_object_streams(reader) -> None:
+    """Lit une fois chaque flux d'objets du PDF (pypdf le décompresse et le relit pour chaque objet :
+    des dizaines de secondes pour l'arbre de structure d'un rapport)."""
+    from io import BytesIO
+
+    from pypdf.generic import IndirectObject, read_object
+
+    for stm in sorted({stm for stm, _ in reader.xref_objStm.values()}):
+        obj_stm = IndirectObject(stm, 0, reader).get_object()
+        data = obj_stm.get_data()
+        first, n = int(obj_stm["/First"]), int(obj_stm["/N"])
+        header = data[:first].split()
+        buf = BytesIO(data)
+        for i in range(n):
+            num, off = int(header[2 * i]), int(header[2 * i + 1])
+            if reader.cache_get_indirect_object(0, num) is None:
+                buf.seek(first + off)
+                reader.cache_indirect_object(0, num, read_object(buf, reader))
+
+
 def _struct_elements(reader):
     """Éléments de structure du PDF balisé, dans l'ordre de lecture (parcours en profondeur de
     l'arbre depuis /StructTreeRoot)."""
@@ -220,6 +240,7 @@ def check_tagged_pdf(pdf_path, title: str, *, allow_generic: bool = False) -> li
     from analysis.publishing.figures import GENERIC_ALT
 
     reader = PdfReader(str(pdf_path))
+    _preload_object_streams(reader)
     root = reader.trailer["/Root"]
     assert root["/Lang"] == "fr"
     assert root["/MarkInfo"]["/Marked"] == True  # noqa: E712 (BooleanObject)
