@@ -77,8 +77,13 @@ def test_normalized_notebook_ignores_dates_and_folders(built, tmp_path):
     nb_path = built[3] / "notebooks" / "02_ciblage.ipynb"
     nb = json.loads(nb_path.read_text(encoding="utf-8"))
     injected = [c for c in nb["cells"] if "injected-parameters" in c["metadata"].get("tags", [])]
-    assert injected and str(built[1].resolve()) in "".join(injected[0]["source"])
-    nb["metadata"]["papermill"]["start_time"] = "2000-01-01T00:00:00"
+    source = "".join(injected[0]["source"])
+    # publié sans les dossiers de la machine (analysis.orchestration.journal)
+    assert 'data_dir = "<dossier des données : voir manifest.json>"' in source
+    assert 'out_dir = "<dossier de sortie : voir manifest.json>"' in source
+    assert str(built[1].resolve()) not in nb_path.read_text(encoding="utf-8")
+    assert "start_time" not in nb_path.read_text(encoding="utf-8")
+    nb["metadata"]["papermill"]["start_time"] = "2000-01-01T00:00:00"  # journal d'une version antérieure
     injected[0]["source"] = 'data_dir = "/ailleurs"\n'
     other = tmp_path / "x.ipynb"
     other.write_text(json.dumps(nb), encoding="utf-8")

@@ -523,6 +523,10 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                     run_notebook(nb, tmp / "notebooks" / nb, nb_params, cwd=tmp, kernel=kernel)
             if release_kernel:
                 kernel.stop()
+            from .journal import strip_machine_details
+
+            for nb in NOTEBOOKS:  # published without dates nor folders of this machine
+                strip_machine_details(tmp / "notebooks" / nb, nb_params)
             _render_all(tmp, rules, annee, region, prep.fictif, progress)
             if finish_fiches is not None:
                 finish_fiches()

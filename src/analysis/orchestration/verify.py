@@ -5,9 +5,9 @@ dans un dossier temporaire (le dossier publié n'est jamais modifié), puis comp
 l'empreinte SHA-256 du manifeste. Affiche « identique » ou chaque différence, en nommant d'abord les
 fichiers d'entrée (et les règles) dont l'empreinte a changé, puis le code s'il n'est plus le même.
 
-Les notebooks exécutés (``notebooks/*.ipynb``) sont des journaux d'exécution : horodatages et
-dossiers de la machine y figurent. Ils sont comparés au notebook publié sans ces éléments (cellules,
-sources et sorties seulement), pas à leur empreinte.
+Les notebooks exécutés (``notebooks/*.ipynb``) sont publiés sans dates ni dossiers de la machine
+(:mod:`analysis.orchestration.journal`) et comparés à leur empreinte comme les autres sorties ; ceux
+d'un rapport publié par une version antérieure (qui les gardait) sont comparés sans ces éléments.
 """
 
 from __future__ import annotations
@@ -126,11 +126,15 @@ def _compare_outputs(manifest: dict, report_dir: Path, rerun: Path, res: Verific
             res.differences.append(f"sortie absente de la nouvelle exécution : {name}")
             continue
         res.compared += 1
+        if _sha(p) == sha:
+            continue
         if name.startswith("notebooks/") and name.endswith(".ipynb"):
+            # rapport publié par une version qui gardait dates et dossiers dans les notebooks
             old = report_dir / name
-            if not old.is_file() or normalized_notebook(old) != normalized_notebook(p):
-                res.differences.append(f"notebook exécuté différent (hors dates et dossiers) : {name}")
-        elif _sha(p) != sha:
+            if old.is_file() and _sha(old) == sha and normalized_notebook(old) == normalized_notebook(p):
+                continue
+            res.differences.append(f"notebook exécuté différent : {name}")
+        else:
             res.differences.append(f"sortie différente : {name}")
     for name in produced:
         if name not in published and not (name.startswith("fiches/") and not manifest_has_fiches(manifest)):
@@ -203,9 +207,7 @@ def verify_report(report_dir: Path, *, data_dir: Path | None = None, rules: Path
         _compare_outputs(manifest, report_dir, rerun, res)
         shutil.rmtree(tmp, ignore_errors=True)
     if res.identical:
-        echo(f"identique : les {res.compared} sorties du manifeste sont reproduites à l'octet près"
-             + (" (notebooks hors dates et dossiers)." if any(
-                 o["fichier"].endswith(".ipynb") for o in manifest.get("sorties", [])) else "."))
+        echo(f"identique : les {res.compared} sorties du manifeste sont reproduites à l'octet près.")
     else:
         echo(f"{len(res.differences)} différence(s) :")
         for d in res.differences:
