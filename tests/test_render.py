@@ -249,6 +249,8 @@ def check_tagged_pdf(pdf_path, title: str, *, allow_generic: bool = False) -> li
     xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
     assert 'pdfuaid:part="1"' in xmp
     assert 'pdfaid:part="3"' in xmp and 'pdfaid:conformance="U"' in xmp
+    # PDF/A n'admet que des propriétés XMP de schémas connus ou décrits : pdfuaid est décrit
+    assert "<pdfaSchema:prefix>pdfuaid</pdfaSchema:prefix>" in xmp
     assert title in xmp  # dc:title
     elems = _struct_elements(reader)
     kinds = {e["/S"] for e in elems}

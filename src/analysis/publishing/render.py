@@ -340,17 +340,41 @@ PDF_VARIANT = "pdf/a-3u"
 PDF_UA_PART = 1
 
 
+_PDFA_EXT = {
+    "pdfaExtension": "http://www.aiim.org/pdfa/ns/extension/",
+    "pdfaSchema": "http://www.aiim.org/pdfa/ns/schema#",
+    "pdfaProperty": "http://www.aiim.org/pdfa/ns/property#",
+}
+
+
 def _rdf_metadata_a_and_ua(metadata, variant, version, conformance):
-    """XMP de WeasyPrint (``pdfaid:part``/``conformance``) complété de ``pdfuaid:part``."""
-    from xml.etree.ElementTree import SubElement, fromstring, tostring
+    """XMP de WeasyPrint (``pdfaid:part``/``conformance``) complété de ``pdfuaid:part`` et de la
+    description de ce schéma (PDF/A n'admet en XMP que des schémas connus ou décrits)."""
+    from xml.etree.ElementTree import SubElement, fromstring, register_namespace, tostring
 
     from weasyprint.pdf.metadata import NS, generate_rdf_metadata
 
     rdf = fromstring(generate_rdf_metadata(metadata, variant, version, conformance))
-    if variant != "ua":
-        desc = SubElement(rdf, f"{{{NS['rdf']}}}Description")
-        desc.attrib[f"{{{NS['rdf']}}}about"] = ""
-        desc.attrib[f"{{{NS['pdfuaid']}}}part"] = str(PDF_UA_PART)
+    if variant == "ua":
+        return tostring(rdf, encoding="utf-8")
+    for prefix, uri in _PDFA_EXT.items():
+        register_namespace(prefix, uri)
+    R, E, S, P = (f"{{{NS['rdf']}}}", f"{{{_PDFA_EXT['pdfaExtension']}}}",
+                  f"{{{_PDFA_EXT['pdfaSchema']}}}", f"{{{_PDFA_EXT['pdfaProperty']}}}")
+    desc = SubElement(rdf, R + "Description", {R + "about": ""})
+    desc.attrib[f"{{{NS['pdfuaid']}}}part"] = str(PDF_UA_PART)
+    ext = SubElement(rdf, R + "Description", {R + "about": ""})
+    schema = SubElement(SubElement(SubElement(ext, E + "schemas"), R + "Bag"), R + "li",
+                        {R + "parseType": "Resource"})
+    SubElement(schema, S + "schema").text = "PDF/UA Universal Accessibility Schema"
+    SubElement(schema, S + "namespaceURI").text = NS["pdfuaid"]
+    SubElement(schema, S + "prefix").text = "pdfuaid"
+    prop = SubElement(SubElement(SubElement(schema, S + "property"), R + "Seq"), R + "li",
+                      {R + "parseType": "Resource"})
+    SubElement(prop, P + "name").text = "part"
+    SubElement(prop, P + "valueType").text = "Integer"
+    SubElement(prop, P + "category").text = "internal"
+    SubElement(prop, P + "description").text = "Indicates, which part of ISO 14289 standard is followed"
     return tostring(rdf, encoding="utf-8")
 
 
