@@ -20,10 +20,11 @@ ifneq (,$(findstring s,$(firstword -$(MAKEFLAGS))))
 QUIET := --quiet
 endif
 
-.PHONY: report test test-all lint lock bench demo clean-processed help
+.PHONY: report verify test test-all lint lock bench demo clean-processed help
 
 help:
 	@echo "make report [DATA=… OUT=… ANNEE=… REGION=… RULES=…]   construit le rapport annuel"
+	@echo "make verify REPORT=reports/2024/28                    refait un rapport publié et le compare"
 	@echo "make test                                             lance les tests"
 	@echo "make bench                                            mesure les performances"
 
@@ -40,6 +41,13 @@ $(STAMP): requirements.lock pyproject.toml
 report: $(STAMP)
 	@$(PY) -m analysis report --data "$(DATA)" --out "$(OUT)" --annee "$(ANNEE)" \
 		--region "$(REGION)" --rules "$(RULES)" --jobs $(JOBS) $(QUIET)
+
+# Refait le rapport publié REPORT d'après son manifest.json (entrées, règles, paramètres) dans un
+# dossier temporaire et compare chaque sortie ; DATA et RULES seulement s'ils ont changé de place.
+verify: $(STAMP)
+	@test -n "$(REPORT)" || { echo "Précisez le rapport : make verify REPORT=reports/<annee>/<region>"; exit 2; }
+	@$(PY) -m analysis verify "$(REPORT)" $(if $(filter command line,$(origin DATA)),--data "$(DATA)") \
+		$(if $(filter command line,$(origin RULES)),--rules "$(RULES)") --jobs $(JOBS) $(QUIET)
 
 test: $(STAMP)
 	@$(PY) -m pytest -m "not slow" tests

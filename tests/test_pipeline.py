@@ -4,6 +4,7 @@ remplacement atomique et reproductibilité."""
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,7 +17,7 @@ from pipeline_data import FORMULA_NAME, params, write_fixture
 from pypdf import PdfReader
 
 from analysis.orchestration import pipeline
-from analysis.orchestration.pipeline import NOTEBOOKS, NOTEBOOKS_DIR, Params, build_report
+from analysis.orchestration.pipeline import NOTEBOOKS, NOTEBOOKS_DIR, build_report
 from analysis.reading.readers import InputError
 
 
@@ -149,21 +150,49 @@ def test_failed_run_leaves_previous_outputs_untouched(built, monkeypatch):
     assert not list(out.glob(".tmp-*"))
 
 
-def test_second_build_relative_paths_other_folder_identical_tables(built, tmp_path, monkeypatch):
-    """Une deuxième construction, avec les dossiers relatifs que passe `make report` et ailleurs,
-    donne les mêmes tables (CSV à l'octet près, cellules du classeur identiques)."""
+def _checkout_copy(dest: Path) -> Path:
+    """Copie du dépôt (code, notebooks, règles) dans un autre dossier, comme un second clone."""
+    root = pipeline.PROJECT_DIR
+    for name in ("src", "notebooks", "config", "tools"):
+        shutil.copytree(root / name, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+    for name in ("requirements.lock", "pyproject.toml"):
+        shutil.copy(root / name, dest / name)
+    return dest
+
+
+def test_two_checkouts_give_identical_bytes(built, tmp_path):
+    """Même entrées, autre clone du dépôt, autres dossiers de données, de règles et de sortie, autre
+    fuseau horaire et autre langue : HTML, PDF, CSV, notebooks exécutés et XLSX identiques à l'octet
+    près ; aucun chemin de la machine dans ces sorties (les fiches : tests/test_verify.py)."""
+    import os
+
     tmp, data, out, final = built
-    monkeypatch.chdir(tmp_path)
-    [other] = build_report(Params(data_dir=Path(data), out_dir=Path("out_bis"), region="28",
-                                  processed_dir=Path("processed"), quiet=True, fiches=False))
-    assert other == Path("out_bis") / "2024" / "28"
-    assert (other / "rapport_annuel.pdf").is_file()
-    for name in ("ciblage.csv", "suivi_engagements.csv", "tendances.csv", "rejets.csv"):
+    clone = _checkout_copy(tmp_path / "autre clone")
+    data2 = shutil.copytree(data, tmp_path / "entrées" / "raw")
+    env = {k: v for k, v in os.environ.items() if k not in ("SOURCE_DATE_EPOCH",)}
+    env.update(PYTHONPATH=f"{clone / 'src'}{os.pathsep}{clone}", TZ="Pacific/Auckland", LANG="C.UTF-8",
+               LC_ALL="C.UTF-8")
+    run = ("import sys, analysis; print(analysis.__file__, file=sys.stderr)\n"
+           "from analysis.orchestration.cli import main; sys.exit(main(sys.argv[1:]))")
+    proc = subprocess.run(
+        [sys.executable, "-c", run, "report", "--data", str(data2), "--out", "sorties", "--region", "28",
+         "--rules", str(clone / "config" / "regles_cpom.yml"), "--processed", "tables", "--sans-fiches",
+         "--quiet"],
+        cwd=clone, env=env, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stderr
+    other = clone / "sorties" / "2024" / "28"
+    assert proc.stderr.startswith(str(clone / "src" / "analysis")), proc.stderr  # le code du clone a servi
+    names = ["rapport_annuel.html", "rapport_annuel.pdf", "ciblage.csv", "suivi_engagements.csv",
+             "tendances.csv", "rejets.csv", *(f"notebooks/{nb}" for nb in NOTEBOOKS), "cpom_28_2024.xlsx"]
+    for name in names:
         assert (final / name).read_bytes() == (other / name).read_bytes(), name
-    a = load_workbook(final / "cpom_28_2024.xlsx")
-    b = load_workbook(other / "cpom_28_2024.xlsx")
-    for ws in a:
-        assert [[c.value for c in r] for r in ws.iter_rows()] == [[c.value for c in r] for r in b[ws.title].iter_rows()]
+    machine = [str(pipeline.PROJECT_DIR), str(tmp), str(clone), str(data2), "/tmp/", "/work/", "/home/"]
+    for name in names[:-1]:
+        text = (final / name).read_bytes().decode("utf-8", errors="replace")
+        assert not [m for m in machine if m in text], name
+    html = (final / "rapport_annuel.html").read_text(encoding="utf-8")
+    assert "Fichier de règles : <code>regles_cpom.yml</code>, version" in html
 
 
 def test_several_regions_need_a_choice(tmp_path):

@@ -40,7 +40,10 @@ def _notebook():
         new_markdown_cell("# Tendances"),
         new_code_cell(
             "df = pd.DataFrame({'annee': [2022, 2023, annee], 'v': [1.5, 2.5, 3.0]})\n"
-            "F.show(F.line_trend(df, 'annee', 'v', title='Évolution', ylabel='Valeur'))"
+            "F.show(F.line_trend(df, 'annee', 'v', title='Évolution', ylabel='Valeur'),\n"
+            "       alt='Valeur passée de 1,5 en 2022 à 3,0 en 2024 : hausse continue.',\n"
+            "       caption='Évolution de la valeur <test>')\n"
+            "F.show(F.line_trend(df, 'annee', 'v', title='Sans texte'))"
         ),
         removed,
         hidden_out,
@@ -72,7 +75,9 @@ def test_html_has_no_code_and_is_escaped(html_file):
     assert "CODE_SECRET" not in text  # pas de code source
     assert "import pandas" not in text
     assert "&lt;script&gt;alert(1)&lt;/script&gt; &amp; Cie" in text
-    assert "<script" not in text.lower()  # ni JavaScript, ni require.js, ni MathJax
+    # un seul script, en ligne (celui de la page web) : ni require.js, ni MathJax, ni script externe
+    assert text.lower().count("<script") == 1 and "<script>\n/* Rapport annuel CPOM" in text
+    assert "<script src" not in text.lower()
     assert "mathjax" not in text.lower() and "require.js" not in text.lower()
     assert not re.search(r"""(src|href)=["']https?://""", text)  # aucune ressource externe
     assert "In&nbsp;[" not in text and "Out[" not in text  # pas d'invites
@@ -155,3 +160,137 @@ def test_svg_is_deterministic():
     b = F.fig_to_svg(F.line_trend(df, "annee", "v", "g", "Titre", "Valeur", target=2.5))
     assert a == b and a.startswith("<svg")
     assert "<dc:date>" not in a
+
+
+def test_figures_numbered_with_caption_and_alt(html_file):
+    text = html_file.read_text(encoding="utf-8")
+    figs = re.findall(r'<figure id="figure-(\d+)"[^>]*>\s*<img alt="([^"]*)"[^>]*>\s*'
+                      r'<figcaption class="legende-figure">(.*?)</figcaption>', text, re.S)
+    assert [(n, alt) for n, alt, _ in figs] == [
+        ("1", "Valeur passée de 1,5 en 2022 à 3,0 en 2024 : hausse continue."),
+        ("2", "Figure"),  # sans alt= : texte générique (repérable, voir figures.GENERIC_ALT)
+    ]
+    assert figs[0][2] == ('<span class="numero-figure">Figure 1\u00a0: </span>'
+                          "Évolution de la valeur &lt;test&gt;")
+    # sans caption= : le titre du graphique
+    assert figs[1][2] == '<span class="numero-figure">Figure 2\u00a0: </span>Sans texte'
+
+
+def test_table_headers_have_scope(html_file):
+    text = html_file.read_text(encoding="utf-8")
+    table = re.search(r"<table.*?</table>", text, re.S).group(0)
+    thead, tbody = table.split("</thead>")
+    assert re.findall(r"<th\b[^>]*>", thead) and all(
+        'scope="col"' in t for t in re.findall(r"<th\b[^>]*>", thead))
+    assert all('scope="row"' in t for t in re.findall(r"<th\b[^>]*>", tbody))  # index du DataFrame
+    assert re.findall(r"<th\b[^>]*>", tbody)
+
+
+def test_add_header_scopes_keeps_existing_scope():
+    from analysis.publishing.render import add_header_scopes
+
+    got = add_header_scopes('<p><th>x</th></p><table><thead><tr><th scope="colgroup">a</th><th class="num">b'
+                            '</th></tr></thead><tbody><tr><th>i</th><td>1</td></tr></tbody></table>')
+    assert got == ('<p><th>x</th></p><table><thead><tr><th scope="colgroup">a</th><th scope="col" class="num">b'
+                   '</th></tr></thead><tbody><tr><th scope="row">i</th><td>1</td></tr></tbody></table>')
+
+
+def _preload_object_streams(reader) -> None:
+    """Lit une fois chaque flux d'objets du PDF (pypdf le décompresse et le relit pour chaque objet :
+    des dizaines de secondes pour l'arbre de structure d'un rapport)."""
+    from io import BytesIO
+
+    from pypdf.generic import IndirectObject, read_object
+
+    for stm in sorted({stm for stm, _ in reader.xref_objStm.values()}):
+        obj_stm = IndirectObject(stm, 0, reader).get_object()
+        data = obj_stm.get_data()
+        first, n = int(obj_stm["/First"]), int(obj_stm["/N"])
+        header = data[:first].split()
+        buf = BytesIO(data)
+        for i in range(n):
+            num, off = int(header[2 * i]), int(header[2 * i + 1])
+            if reader.cache_get_indirect_object(0, num) is None:
+                buf.seek(first + off)
+                reader.cache_indirect_object(0, num, read_object(buf, reader))
+
+
+def _struct_elements(reader):
+    """Éléments de structure du PDF balisé, dans l'ordre de lecture (parcours en profondeur de
+    l'arbre depuis /StructTreeRoot)."""
+    out = []
+
+    def walk(node):
+        kids = node.get("/K")
+        kids = [] if kids is None else kids if isinstance(kids, list) else [kids]
+        for kid in kids:
+            kid = kid.get_object() if hasattr(kid, "get_object") else kid
+            if isinstance(kid, dict) and kid.get("/Type") == "/StructElem":
+                out.append(kid)
+                walk(kid)
+
+    walk(reader.trailer["/Root"]["/StructTreeRoot"].get_object())
+    return out
+
+
+def check_tagged_pdf(pdf_path, title: str, *, allow_generic: bool = False) -> list[str]:
+    """Vérifie un PDF balisé PDF/UA-1 (et PDF/A-3u) ; renvoie les textes alternatifs des figures."""
+    from pypdf import PdfReader
+
+    from analysis.publishing.figures import GENERIC_ALT
+
+    reader = PdfReader(str(pdf_path))
+    _preload_object_streams(reader)
+    root = reader.trailer["/Root"]
+    assert root["/Lang"] == "fr"
+    assert root["/MarkInfo"]["/Marked"] == True  # noqa: E712 (BooleanObject)
+    assert root["/ViewerPreferences"]["/DisplayDocTitle"] == True  # noqa: E712
+    assert reader.metadata.title == title
+    xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
+    assert 'pdfuaid:part="1"' in xmp
+    assert 'pdfaid:part="3"' in xmp and 'pdfaid:conformance="U"' in xmp
+    # PDF/A n'admet que des propriétés XMP de schémas connus ou décrits : pdfuaid est décrit
+    assert "<pdfaSchema:prefix>pdfuaid</pdfaSchema:prefix>" in xmp
+    assert title in xmp  # dc:title
+    elems = _struct_elements(reader)
+    kinds = {e["/S"] for e in elems}
+    assert {"/H1", "/Table", "/TH", "/TD", "/Figure", "/Caption"} <= kinds, kinds
+    alts = [str(e.get("/Alt", "")) for e in elems if e["/S"] == "/Figure"]
+    assert all(alts), "figure sans texte alternatif"
+    if not allow_generic:
+        assert not [a for a in alts if a.strip() == GENERIC_ALT], alts
+    # chaque cellule de données est rattachée à l'en-tête de sa colonne
+    th_ids = {str(e["/ID"]) for e in elems if e["/S"] == "/TH"}
+    headers = [e["/A"]["/Headers"] for e in elems if e["/S"] == "/TD" and "/A" in e]
+    assert headers and all(h and {str(x) for x in h} <= th_ids for h in headers)
+    return alts
+
+
+def test_pdf_is_tagged_pdf_ua(html_file, tmp_path):
+    import shutil
+    import subprocess
+
+    pdf = tmp_path / "balise.pdf"
+    html_to_pdf(html_file, pdf)
+    alts = check_tagged_pdf(pdf, "Rapport de test", allow_generic=True)
+    assert alts == ["Valeur passée de 1,5 en 2022 à 3,0 en 2024 : hausse continue.", "Figure"]
+    if shutil.which("pdfinfo"):
+        info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True).stdout
+        assert re.search(r"^Tagged:\s+yes$", info, re.M), info
+
+
+REPORT_TITLE = "Suivi qualité des CPOM — rapport annuel"
+
+
+def test_annual_report_pdf_is_tagged_pdf_ua(built):
+    """Le rapport annuel construit de bout en bout est balisé (PDF/UA-1, PDF/A-3u), figures comprises."""
+    pdf = built[3] / "rapport_annuel.pdf"
+    alts = check_tagged_pdf(pdf, REPORT_TITLE, allow_generic=True)
+    assert len(alts) >= 3
+    html = (built[3] / "rapport_annuel.html").read_text(encoding="utf-8")
+    captions = re.findall(r'<span class="numero-figure">Figure (\d+)', html)
+    assert captions == [str(i) for i in range(1, len(alts) + 1)]
+
+
+def test_annual_report_figures_have_meaningful_alt(built):
+    check_tagged_pdf(built[3] / "rapport_annuel.pdf", REPORT_TITLE, allow_generic=False)

@@ -1,4 +1,4 @@
-"""Interface en ligne de commande : ``python -m analysis report|demo|bench``."""
+"""Interface en ligne de commande : ``python -m analysis report|verify|demo|bench``."""
 
 from __future__ import annotations
 
@@ -43,6 +43,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--force", action="store_true", help="refaire même si rien n'a changé")
     r.add_argument("--quiet", action="store_true", help="n'affiche pas la progression")
     r.add_argument("--debug", action="store_true", help="affiche la trace Python complète en cas d'erreur")
+
+    v = sub.add_parser("verify", help="refait un rapport publié d'après son manifeste et compare ses sorties")
+    v.add_argument("rapport", help="dossier du rapport publié (<out>/<annee>/<region>)")
+    v.add_argument("--data", default="", help="dossier des entrées (défaut : celui du manifeste)")
+    v.add_argument("--rules", default="", help="fichier de règles (défaut : celui du manifeste)")
+    v.add_argument("--jobs", type=int, default=2, help="processus pour les fiches (défaut 2)")
+    v.add_argument("--quiet", action="store_true", help="n'affiche pas la progression de la nouvelle exécution")
+    v.add_argument("--debug", action="store_true", help="affiche la trace Python complète en cas d'erreur")
 
     d = sub.add_parser("demo", help="régénère les données fictives de démonstration")
     d.add_argument("--out", default="data/raw")
@@ -92,6 +100,11 @@ def main(argv: list[str] | None = None) -> int:
                 fiches=not args.sans_fiches,
             )
             build_report(params)
+        elif args.command == "verify":
+            from .verify import main as verify_main
+
+            return verify_main(args.rapport, data=args.data, rules=args.rules, jobs=max(1, args.jobs),
+                               quiet=args.quiet)
         elif args.command == "demo":
             from tools.demo import generate_demo
 

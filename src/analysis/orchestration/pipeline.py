@@ -705,6 +705,10 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                                                   params, progress, pool)
             if release_kernel:
                 kernel.stop()
+            from .journal import strip_machine_details
+
+            for nb in NOTEBOOKS:  # published without dates nor folders of this machine
+                strip_machine_details(tmp / "notebooks" / nb, nb_params)
             _render_all(tmp, rules, result, annee, region, prep.fictif, progress)
             if finish_fiches is not None:
                 finish_fiches()
@@ -885,7 +889,7 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
 
     outputs_list = []
     for p in sorted(tmp.rglob("*")):
-        if p.is_file() and p.name != "manifest.json" and p.parent.name != "fiches":
+        if p.is_file() and p.name != "manifest.json":
             outputs_list.append({"fichier": str(p.relative_to(tmp)), "sha256": sha256_file(p)})
     n_fiches = len(list((tmp / "fiches").glob("*.pdf"))) if (tmp / "fiches").is_dir() else 0
     manifest = {
@@ -915,7 +919,7 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
         "fiches": n_fiches,
         "fiches_empreinte": fiches_digest(tmp),
         "versions": _versions(),
-        "code": {"version": __version__, "commit_git": _git_commit()},
+        "code": {"version": __version__, "commit_git": _git_commit(), "empreinte": code_fingerprint()},
         "durees_s": {k: round(v, 2) for k, v in progress.timings.items()},
     }
     _write_json(tmp / "manifest.json", manifest)

@@ -41,6 +41,8 @@ __all__ = [
     "funnel_plot",
     "bar_share",
     "fig_to_svg",
+    "figure_title",
+    "GENERIC_ALT",
     "show",
 ]
 
@@ -437,16 +439,38 @@ def fig_to_svg(fig: Figure, *, close: bool = True) -> str:
     return svg.strip() + "\n"
 
 
-def show(fig: Figure, *, alt: str | None = None, caption: str | None = None, close: bool = True) -> None:
+#: texte alternatif par défaut d'une figure, générique : les tests le repèrent (à remplacer par
+#: une description tirée des données, passée à :func:`show` par ``alt=``)
+GENERIC_ALT = "Figure"
+
+
+def figure_title(fig: Figure) -> str:
+    """Titre du premier axe titré de la figure (titre à gauche, au centre ou à droite), ou ``""``."""
+    for ax in fig.axes:
+        for loc in ("left", "center", "right"):
+            title = ax.get_title(loc=loc).strip()
+            if title:
+                return title
+    return ""
+
+
+def show(fig: Figure, *, alt: str | None = None, caption: str | None = None,
+         close: bool = True) -> None:
     """Affiche la figure dans le notebook en SVG (incorporé au HTML puis au PDF).
 
-    ``alt`` : texte alternatif (ce que la figure montre et son message) ; ``caption`` : légende. Les
-    deux voyagent dans les métadonnées de la sortie (``image/svg+xml``), que le modèle du rapport
-    place dans ``alt`` et ``<figcaption>``. Ne renvoie rien (sinon, en dernière ligne de cellule, la
-    figure serait affichée deux fois).
-    """
-    from IPython.display import display
+    - ``alt`` : texte alternatif (ce que montre la figure et son message principal, tiré des
+      données) ; lu par les lecteurs d'écran dans la page web et dans le PDF balisé. Sans
+      ``alt``, le texte générique :data:`GENERIC_ALT`.
+    - ``caption`` : légende ; numérotée « Figure n : … » à la mise en page du rapport
+      (:mod:`analysis.publishing.render`). Sans ``caption``, le titre du graphique.
 
-    meta = {k: v for k, v in (("alt", alt), ("caption", caption)) if v}
-    display({"image/svg+xml": fig_to_svg(fig, close=close)}, raw=True,
-            metadata={"image/svg+xml": meta} if meta else None)
+    Les deux textes voyagent dans les métadonnées de la sortie du notebook
+    (``metadata["cpom_figure"]``), lues par le modèle ``templates/rapport``.
+    Ne renvoie rien (sinon, en dernière ligne de cellule, la figure serait affichée deux fois).
+    """
+    from IPython.display import SVG, display
+
+    caption = (caption if caption is not None else figure_title(fig)).strip()
+    alt = " ".join(str(alt).split()) if alt is not None and str(alt).strip() else GENERIC_ALT
+    display(SVG(data=fig_to_svg(fig, close=close)),
+            metadata={"cpom_figure": {"alt": alt, "caption": " ".join(caption.split())}})

@@ -1,4 +1,4 @@
-"""Notebook exécuté → HTML imprimable → PDF A4 (WeasyPrint), sans code ni JavaScript.
+"""Notebook exécuté → HTML (document imprimable et page web) → PDF A4 balisé (WeasyPrint), sans code.
 
 - :func:`notebook_to_html` : nbconvert ``HTMLExporter`` avec le modèle ``templates/rapport``
   (hérite du rendu des cellules « lab », en remplace l'en-tête et le pied) ; code, invites et
@@ -8,12 +8,20 @@
   calculés par WeasyPrint avec ``target-counter``) construit à partir des titres ``h1``/``h2``,
   l'en-tête courant (région, année, chapitre) et la pagination « n / N ». Avec ``fictif=True``,
   bandeau rouge « DONNÉES FICTIVES » sur la couverture et en haut de chaque page.
+  Figures numérotées « Figure n : légende » (:func:`number_figures`), avec le texte alternatif
+  passé à :func:`analysis.publishing.figures.show` ; en-têtes de tableau avec ``scope``
+  (:func:`add_header_scopes`).
+  Page web : feuille d'écran ``ecran.css`` (``@media screen`` : colonne lisible, sommaire et
+  recherche dans une colonne latérale qui reste visible) et script ``ecran.js`` (recherche d'un
+  établissement par nom ou FINESS, tri des longs tableaux, section courante du sommaire), tous
+  deux incorporés ; lien d'évitement et champ de recherche masqués à l'impression.
   Aucune ressource externe : pas de MathJax, require.js ni CDN ; police DejaVu Sans locale ;
   figures en SVG vectoriel incorporé au HTML comme image ``data:image/svg+xml;base64`` (voir
   :func:`analysis.figures.show` ; pas de ``<svg>`` en ligne, voir le modèle).
-- :func:`html_to_pdf` : WeasyPrint, A4 ; déterministe (aucune date sauf ``SOURCE_DATE_EPOCH``,
-  qui fixe alors la date de création/modification du PDF ; horodatage des polices incorporées
-  fixé dans tous les cas) ; titre et langue ``fr`` en métadonnées.
+- :func:`html_to_pdf` : WeasyPrint, A4, PDF balisé PDF/A-3u et PDF/UA-1 ; déterministe (aucune
+  date sauf ``SOURCE_DATE_EPOCH``, qui fixe alors la date de création/modification du PDF ;
+  horodatage des polices incorporées et identifiants des en-têtes de tableau fixés dans tous les
+  cas) ; titre et langue ``fr`` en métadonnées.
 
 HTML déterministe : les identifiants de cellules (``id="cell-id=…"``, aléatoires pour la cellule
 injectée par Papermill) sont retirés et les ancres des titres recalculées (``sec-…``).
@@ -41,6 +49,9 @@ __all__ = [
     "source_date",
     "fixed_font_timestamps",
     "local_url_fetcher",
+    "number_figures",
+    "add_header_scopes",
+    "PDF_VARIANT",
     "TEMPLATES_DIR",
 ]
 
@@ -152,6 +163,64 @@ def build_toc(body: str) -> tuple[str, str]:
     return body, toc
 
 
+#: champ de recherche de la page web (masqué à l'impression, affiché par ecran.js)
+SEARCH_BOX = (
+    '<div class="recherche ecran-seulement" role="search" hidden>\n'
+    '<label for="recherche-etab">Rechercher un établissement</label>\n'
+    '<input type="search" id="recherche-etab" autocomplete="off" spellcheck="false" '
+    'aria-describedby="recherche-aide">\n'
+    '<p id="recherche-aide" class="aide">Nom ou numéro FINESS : seules les lignes correspondantes '
+    "des tableaux d'établissements restent affichées.</p>\n"
+    '<p id="recherche-statut" class="statut" role="status"></p>\n'
+    "</div>\n"
+)
+
+_FIGURE_RE = re.compile(
+    r'<figure class="figure([^"]*)">(.*?)<figcaption class="legende-figure">(.*?)</figcaption>', re.S
+)
+
+
+def number_figures(body: str) -> str:
+    """Numérote les figures dans l'ordre du document : identifiant ``figure-n`` et légende
+    « Figure n : … » (« Figure n » seul si la figure n'a pas de légende)."""
+    counter = iter(range(1, 10**6))
+
+    def repl(m: re.Match) -> str:
+        n = next(counter)
+        caption = m.group(3).strip()
+        label = f"Figure {n}" + ("\u00a0: " if caption else "")
+        return (
+            f'<figure id="figure-{n}" class="figure{m.group(1)}">{m.group(2)}'
+            f'<figcaption class="legende-figure"><span class="numero-figure">{label}</span>'
+            f"{caption}</figcaption>"
+        )
+
+    return _FIGURE_RE.sub(repl, body)
+
+
+_TABLE_RE = re.compile(r"<table\b.*?</table>", re.S | re.I)
+_THEAD_RE = re.compile(r"<thead\b.*?</thead>", re.S | re.I)
+_TH_NO_SCOPE_RE = re.compile(r"<th(?![^>]*\bscope=)(?=[\s>])", re.I)
+
+
+def add_header_scopes(body: str) -> str:
+    """``scope="col"`` sur les en-têtes de ``<thead>``, ``scope="row"`` sur ceux du corps (index
+    d'un DataFrame) : les cellules sont rattachées à leurs en-têtes dans le PDF balisé et pour
+    les lecteurs d'écran. Un ``scope`` déjà présent est gardé."""
+
+    def table(m: re.Match) -> str:
+        text = m.group(0)
+        parts, last = [], 0
+        for h in _THEAD_RE.finditer(text):
+            parts.append(_TH_NO_SCOPE_RE.sub('<th scope="row"', text[last:h.start()]))
+            parts.append(_TH_NO_SCOPE_RE.sub('<th scope="col"', h.group(0)))
+            last = h.end()
+        parts.append(_TH_NO_SCOPE_RE.sub('<th scope="row"', text[last:]))
+        return "".join(parts)
+
+    return _TABLE_RE.sub(table, body)
+
+
 def _svg_base64(data: str | bytes) -> str:
     """Contenu ``image/svg+xml`` d'une sortie → base64 (pour ``<img src="data:…">``)."""
     import base64
@@ -216,7 +285,8 @@ def notebook_to_html(
     generated = source_date()
     from .. import __version__
 
-    css = (TEMPLATES_DIR / REPORT_TEMPLATE / "print.css").read_text(encoding="utf-8")
+    tpl = TEMPLATES_DIR / REPORT_TEMPLATE
+    css = (tpl / "print.css").read_text(encoding="utf-8")
     resources = {
         "metadata": {"name": Path(executed_ipynb).stem, "path": str(Path(executed_ipynb).parent)},
         "rapport": {
@@ -226,6 +296,8 @@ def notebook_to_html(
             "fictif": bool(fictif),
             "note": note if note is not None else _default_note(generated),
             "css": css,
+            "screen_css": (tpl / "ecran.css").read_text(encoding="utf-8"),
+            "screen_js": (tpl / "ecran.js").read_text(encoding="utf-8"),
             "page_css": _page_css(
                 title=title, region_label=region_label, annee=annee, fictif=bool(fictif)
             ),
@@ -240,7 +312,8 @@ def notebook_to_html(
     if not sep:  # pragma: no cover - modèle modifié
         raise RuntimeError("Modèle de rapport sans emplacement pour le sommaire")
     rest, toc = build_toc(rest)
-    out = head + toc + rest
+    rest = add_header_scopes(number_figures(rest))
+    out = head + '<div class="panneau">\n' + SEARCH_BOX + toc + "\n</div>\n" + rest
     if not out.endswith("\n"):
         out += "\n"
     html_out = Path(html_out)
@@ -258,11 +331,83 @@ def local_url_fetcher(url: str, *args, **kwargs):
     return default_url_fetcher(url, *args, **kwargs)
 
 
+#: PDF/A-3u (archivage) balisé, identifié aussi PDF/UA-1 (accessibilité) dans ses métadonnées XMP.
+#: WeasyPrint 66 n'accepte qu'une variante à la fois (``pdf_variant``) : on prend PDF/A-3u
+#: (profil sRGB, identifiant de fichier, annotations imprimables), on force le balisage
+#: (``pdf_tags=True``, ce que fait la variante ``pdf/ua-1``) et on ajoute l'identification
+#: PDF/UA-1 au XMP par le générateur de métadonnées de WeasyPrint.
+PDF_VARIANT = "pdf/a-3u"
+PDF_UA_PART = 1
+
+
+_PDFA_EXT = {
+    "pdfaExtension": "http://www.aiim.org/pdfa/ns/extension/",
+    "pdfaSchema": "http://www.aiim.org/pdfa/ns/schema#",
+    "pdfaProperty": "http://www.aiim.org/pdfa/ns/property#",
+}
+
+
+def _rdf_metadata_a_and_ua(metadata, variant, version, conformance):
+    """XMP de WeasyPrint (``pdfaid:part``/``conformance``) complété de ``pdfuaid:part`` et de la
+    description de ce schéma (PDF/A n'admet en XMP que des schémas connus ou décrits)."""
+    from xml.etree.ElementTree import SubElement, fromstring, register_namespace, tostring
+
+    from weasyprint.pdf.metadata import NS, generate_rdf_metadata
+
+    rdf = fromstring(generate_rdf_metadata(metadata, variant, version, conformance))
+    if variant == "ua":
+        return tostring(rdf, encoding="utf-8")
+    for prefix, uri in _PDFA_EXT.items():
+        register_namespace(prefix, uri)
+    R, E, S, P = (f"{{{NS['rdf']}}}", f"{{{_PDFA_EXT['pdfaExtension']}}}",
+                  f"{{{_PDFA_EXT['pdfaSchema']}}}", f"{{{_PDFA_EXT['pdfaProperty']}}}")
+    desc = SubElement(rdf, R + "Description", {R + "about": ""})
+    desc.attrib[f"{{{NS['pdfuaid']}}}part"] = str(PDF_UA_PART)
+    ext = SubElement(rdf, R + "Description", {R + "about": ""})
+    schema = SubElement(SubElement(SubElement(ext, E + "schemas"), R + "Bag"), R + "li",
+                        {R + "parseType": "Resource"})
+    SubElement(schema, S + "schema").text = "PDF/UA Universal Accessibility Schema"
+    SubElement(schema, S + "namespaceURI").text = NS["pdfuaid"]
+    SubElement(schema, S + "prefix").text = "pdfuaid"
+    prop = SubElement(SubElement(SubElement(schema, S + "property"), R + "Seq"), R + "li",
+                      {R + "parseType": "Resource"})
+    SubElement(prop, P + "name").text = "part"
+    SubElement(prop, P + "valueType").text = "Integer"
+    SubElement(prop, P + "category").text = "internal"
+    SubElement(prop, P + "description").text = "Indicates, which part of ISO 14289 standard is followed"
+    return tostring(rdf, encoding="utf-8")
+
+
+def _stable_structure_ids(document, pdf) -> None:
+    """WeasyPrint nomme les en-têtes de tableau du PDF balisé par ``id()`` Python (adresse
+    mémoire, différente à chaque exécution) : renumérotés dans l'ordre du document, pour des PDF
+    identiques à l'octet près."""
+    import pydyf
+
+    mapping: dict[str, str] = {}
+    for obj in pdf.objects:
+        if isinstance(obj, dict) and obj.get("S") == "/TH" and isinstance(obj.get("ID"), pydyf.String):
+            old = str(obj["ID"].string)
+            mapping.setdefault(old, f"th-{len(mapping) + 1}")
+            obj["ID"] = pydyf.String(mapping[old])
+    for obj in pdf.objects:
+        if not isinstance(obj, dict):
+            continue
+        attrs = obj.get("A")
+        if isinstance(attrs, dict) and isinstance(attrs.get("Headers"), list):
+            attrs["Headers"] = pydyf.Array(
+                pydyf.String(mapping.get(str(h.string), str(h.string))) if isinstance(h, pydyf.String) else h
+                for h in attrs["Headers"]
+            )
+
+
 def html_to_pdf(html_path: Path, pdf_out: Path) -> None:
     """HTML (produit par :func:`notebook_to_html`) → PDF A4 avec WeasyPrint.
 
-    Reproductible : aucune date n'est écrite, sauf ``SOURCE_DATE_EPOCH`` (dates de création et
-    de modification du PDF). Le titre et la langue viennent du HTML (``<title>``, ``lang="fr"``).
+    PDF balisé (arbre de structure : titres, listes, tableaux avec en-têtes, figures avec leur
+    texte alternatif), PDF/A-3u et PDF/UA-1 (voir :data:`PDF_VARIANT`). Reproductible : aucune
+    date n'est écrite, sauf ``SOURCE_DATE_EPOCH`` (dates de création et de modification du PDF).
+    Le titre et la langue viennent du HTML (``<title>``, ``lang="fr"``).
     """
     from weasyprint import HTML
 
@@ -272,6 +417,7 @@ def html_to_pdf(html_path: Path, pdf_out: Path) -> None:
     ).render()
     meta = document.metadata
     meta.lang = meta.lang or "fr"
+    meta.generate_rdf_metadata = _rdf_metadata_a_and_ua
     generated = source_date()
     if generated is not None:
         stamp = generated.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -281,5 +427,6 @@ def html_to_pdf(html_path: Path, pdf_out: Path) -> None:
     pdf_out.parent.mkdir(parents=True, exist_ok=True)
     tmp = pdf_out.with_name(pdf_out.name + ".tmp")
     with fixed_font_timestamps():
-        document.write_pdf(str(tmp))
+        document.write_pdf(str(tmp), pdf_variant=PDF_VARIANT, pdf_tags=True,
+                           finisher=_stable_structure_ids)
     os.replace(tmp, pdf_out)
