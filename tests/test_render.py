@@ -294,3 +294,29 @@ def test_annual_report_pdf_is_tagged_pdf_ua(built):
 
 def test_annual_report_figures_have_meaningful_alt(built):
     check_tagged_pdf(built[3] / "rapport_annuel.pdf", REPORT_TITLE, allow_generic=False)
+
+
+def _boxes(box):
+    yield box
+    for child in getattr(box, "children", []) or []:
+        yield from _boxes(child)
+
+
+def test_no_table_wider_than_the_page(built):
+    """Chaque tableau mis en page par WeasyPrint tient dans la largeur utile de sa page."""
+    from weasyprint import HTML
+    from weasyprint.formatting_structure.boxes import TableBox
+
+    from analysis.publishing.render import local_url_fetcher
+
+    html = built[3] / "rapport_annuel.html"
+    doc = HTML(filename=str(html), base_url=str(html.parent), url_fetcher=local_url_fetcher).render()
+    n_tables = 0
+    for page in doc.pages:
+        root = page._page_box
+        right = root.content_box_x() + root.width
+        for box in _boxes(root):
+            if isinstance(box, TableBox):
+                n_tables += 1
+                assert box.position_x + box.margin_width() <= right + 0.5, (box.element_tag, page)
+    assert n_tables >= 10
