@@ -245,20 +245,6 @@ def observe(data: dict, rules: Rules, code: str, annee: int, finess: Iterable[st
     return _typed(out).sort_values(["finess_geo", "indicateur"], kind="mergesort").reset_index(drop=True)
 
 
-def observe_years(data: dict, rules: Rules, code: str, years: Iterable[int], finess=None) -> pd.DataFrame:
-    """Observations de plusieurs années : colonne ``annee`` (année d'observation) en tête."""
-    frames = []
-    for y in sorted({int(y) for y in years}):
-        o = observe(data, rules, code, y, finess)
-        o.insert(0, "annee", pd.Series(y, index=o.index, dtype="Int64"))
-        frames.append(o)
-    if not frames:
-        o = empty_obs()
-        o.insert(0, "annee", pd.Series(dtype="Int64"))
-        return o
-    return pd.concat(frames, ignore_index=True)
-
-
 # --------------------------------------------------------------------------------------------
 # Cibles
 

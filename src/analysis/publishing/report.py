@@ -302,15 +302,24 @@ def suivi_non_atteints(ctx, res) -> None:
     )
 
 
+def _region_table(ctx, name: str, absent: str, empty: str) -> pd.DataFrame | None:
+    """Lignes de la région d'une source facultative ; ``None`` (et la phrase qui le dit) sinon."""
+    df = ctx.tables.get(name)
+    if df is None:
+        show_html(f"<p>{h(absent)}</p>")
+        return None
+    df = df[df["finess_geo"].isin(ctx.etablissements["finess_geo"])]
+    if df.empty:
+        show_html(f"<p>{h(empty)}</p>")
+        return None
+    return df
+
+
 def plans_actions(ctx, res) -> None:
     rules = ctx.rules
-    pa = ctx.tables.get("plans_actions")
+    pa = _region_table(ctx, "plans_actions", "Aucun fichier de plans d'actions n'a été fourni.",
+                       "Aucune action enregistrée pour la région.")
     if pa is None:
-        show_html("<p>Aucun fichier de plans d'actions n'a été fourni.</p>")
-        return
-    pa = pa[pa["finess_geo"].isin(ctx.etablissements["finess_geo"])]
-    if pa.empty:
-        show_html("<p>Aucune action enregistrée pour la région.</p>")
         return
     states = list(rules.sources["plans_actions"].colonnes["statut"].valeurs or [])
     tab = pd.crosstab(pa["engagement"], pa["statut"]).reindex(columns=states, fill_value=0)
@@ -496,13 +505,9 @@ def cibles_vs_autres(ctx, res) -> None:
 
 
 def experience_patient(ctx, res) -> None:
-    es = ctx.tables.get("esatis")
+    es = _region_table(ctx, "esatis", "Aucun fichier e-Satis de la HAS n'a été déposé : indicateur non présenté.",
+                       "Aucun établissement de la région dans les fichiers e-Satis déposés.")
     if es is None:
-        show_html("<p>Aucun fichier e-Satis de la HAS n'a été déposé : indicateur non présenté.</p>")
-        return
-    es = es[es["finess_geo"].isin(ctx.etablissements["finess_geo"])]
-    if es.empty:
-        show_html("<p>Aucun établissement de la région dans les fichiers e-Satis déposés.</p>")
         return
     g = es.groupby(["secteur", "annee"])
     tab = pd.DataFrame({"n": g["finess_geo"].nunique(), "score_median": g["score"].median(),
