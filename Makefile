@@ -20,12 +20,13 @@ ifneq (,$(findstring s,$(firstword -$(MAKEFLAGS))))
 QUIET := --quiet
 endif
 
-.PHONY: report test test-all bench demo clean-processed help
+.PHONY: report test test-all bench demo clean help
 
 help:
 	@echo "make report [DATA=… OUT=… ANNEE=… REGION=… RULES=…]   construit le rapport annuel"
 	@echo "make test                                             lance les tests"
 	@echo "make bench                                            mesure les performances"
+	@echo "make clean                                            vide les caches (tables nettoyées, fiches déjà rendues)"
 
 $(STAMP): requirements.lock pyproject.toml
 	@echo "Création de l'environnement $(VENV) (première utilisation)…"
@@ -34,7 +35,7 @@ $(STAMP): requirements.lock pyproject.toml
 	   $(PY) -m pip install --disable-pip-version-check --no-deps --no-build-isolation -e . ; } \
 	   > $(VENV)/installation.log 2>&1 || { tail -n 30 $(VENV)/installation.log; \
 	   echo "Échec de l'installation de l'environnement : voir $(VENV)/installation.log"; exit 1; }
-	@$(PY) -c "from analysis.pipeline import ensure_kernel; ensure_kernel()"
+	@$(PY) -c "from analysis.orchestration.pipeline import ensure_kernel; ensure_kernel()"
 	@touch $(STAMP)
 
 report: $(STAMP)
@@ -52,3 +53,10 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	@$(PY) -m analysis demo --out "$(DATA)"
+
+# Caches régénérables : tables nettoyées et fiches déjà rendues (data/processed, y compris
+# .cache-fiches), état « rien à refaire » des rapports ($(OUT)/.etat) ; les rapports restent.
+clean:
+	@find data/processed -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+	@rm -rf "$(OUT)/.etat"
+	@echo "Caches vidés (data/processed, $(OUT)/.etat)."
