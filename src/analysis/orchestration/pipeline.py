@@ -684,8 +684,8 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
     """Prépare les fiches de la région et lance leur rendu ; renvoie la fonction qui attend la fin.
 
     Une fiche dont le contenu, le gabarit et le moteur n'ont pas changé depuis un rendu précédent
-    est reprise du cache (``<processed>/.cache-fiches``, mêmes octets) ; ``--force`` n'utilise pas
-    le cache. Avec ``pool`` les PDF sont produits en arrière-plan (pendant les notebooks) ; sans
+    est reprise du cache (``<processed>/.cache-fiches``, mêmes octets) ; avec ``--force`` toutes
+    sont rendues (le cache est seulement mis à jour). Avec ``pool`` les PDF sont produits en arrière-plan (pendant les notebooks) ; sans
     pool, ils le sont à l'appel de la fonction renvoyée, dans ce processus."""
     from ..publishing import fiches
     from ..publishing import fiches_data
@@ -699,7 +699,7 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
     report = None if params.quiet else (lambda done, total: progress.say(f"  fiches {done}/{total}"))
     stats: dict = {}
     kwargs = dict(region_label=label, annee=annee, fictif=fictif, progress=report,
-                  cache_dir=None if params.force else fiches_cache_dir(params), stats=stats)
+                  cache_dir=fiches_cache_dir(params), refresh=params.force, stats=stats)
     if pool is not None:
         wait = fiches.start_render_fiches(data, tmp / "fiches", pool=pool, jobs=params.jobs, **kwargs)
     else:

@@ -493,17 +493,17 @@ class _Renderer:
             created=generated.strftime("%Y-%m-%dT%H:%M:%SZ") if generated else "",
         )
 
-    def pdf(self, fiche: Mapping[str, Any], out: Path, **kw) -> Path:
+    def pdf(self, fiche: Mapping[str, Any], out: Path, pdf_variant: str | None = None, **kw) -> Path:
         from weasyprint import HTML
 
         doc = HTML(string=self.html(fiche, **kw), base_url=str(TEMPLATES_DIR),
                    url_fetcher=_url_fetcher).render(
-            stylesheets=[self.css], font_config=self.font_config
+            stylesheets=[self.css], font_config=self.font_config, pdf_tags=bool(pdf_variant)
         )
         doc.metadata.lang = doc.metadata.lang or "fr"
         tmp = out.with_name(out.name + ".tmp")
         with fixed_font_timestamps(), _memoized_font_subsets():
-            doc.write_pdf(str(tmp))
+            doc.write_pdf(str(tmp), pdf_variant=pdf_variant)
         os.replace(tmp, out)
         return out
 
@@ -810,16 +810,22 @@ class SheetCache:
 # --------------------------------------------------------------------------- orchestration
 
 
+#: rendus de référence (HTML + WeasyPrint) mesurés par ``make bench`` : non balisé (la fiche
+#: d'avant Typst) et balisé PDF/UA-1
+WEASYPRINT_ENGINES = {"weasyprint": None, "weasyprint-ua": "pdf/ua-1"}
+
+
 def _render_chunk(args: tuple) -> list[str]:
     """Processus de rendu : ``("typst", [(finess, json, clé)], dossier, cache)`` ou
     ``("weasyprint", [fiche], dossier, region_label, annee, fictif)``."""
-    if args[0] == "weasyprint":
-        _, fiches, out_dir, region_label, annee, fictif = args
+    if args[0] in WEASYPRINT_ENGINES:
+        engine, fiches, out_dir, region_label, annee, fictif = args
         r = _renderer()
         out = []
         for fiche in fiches:
             path = Path(out_dir) / f"{str(fiche['finess_geo']).strip()}.pdf"
-            r.pdf(fiche, path, region_label=region_label, annee=annee, fictif=fictif)
+            r.pdf(fiche, path, pdf_variant=WEASYPRINT_ENGINES[engine], region_label=region_label,
+                  annee=annee, fictif=fictif)
             out.append(str(path))
         return out
     _, jobs, out_dir, cache_dir = args
@@ -915,6 +921,7 @@ def start_render_fiches(
     cache_dir: Path | str | None = None,
     stats: dict | None = None,
     engine: str = "typst",
+    refresh: bool = False,
 ) -> Callable[[], list[Path]]:
     """Comme :func:`render_fiches` avec un pool existant (:func:`fiche_pool`), sans attendre :
     les fiches sont rendues en arrière-plan ; la fonction renvoyée attend la dernière (en
@@ -922,10 +929,10 @@ def start_render_fiches(
     l'octet près à ``jobs=1``."""
     out_dir = Path(out_dir)
     return _start(_ordered(fiches, out_dir, annee), out_dir, region_label, annee, fictif, pool, jobs,
-                  progress, cache_dir, stats, engine)
+                  progress, cache_dir, stats, engine, refresh)
 
 
-def _plan(ordered, out_dir, region_label, annee, fictif, cache_dir, stats, progress):
+def _plan(ordered, out_dir, region_label, annee, fictif, cache_dir, stats, progress, refresh=False):
     """Dans le processus appelant : données de chaque fiche, clé, reprise depuis le cache.
     Renvoie les fiches à rendre ``[(finess, json, clé)]`` et les chemins déjà écrits."""
     cache = SheetCache(cache_dir) if cache_dir else None
@@ -936,7 +943,7 @@ def _plan(ordered, out_dir, region_label, annee, fictif, cache_dir, stats, progr
         data_json = sheet_json(view)
         key = sheet_key(data_json)
         path = out_dir / f"{view['finess_geo']}.pdf"
-        hit = cache.get(key) if cache is not None else None
+        hit = cache.get(key) if cache is not None and not refresh else None
         if hit is not None:
             _write_atomic(path, hit)
             done_paths.append(str(path))
@@ -951,19 +958,19 @@ def _plan(ordered, out_dir, region_label, annee, fictif, cache_dir, stats, progr
 
 
 def _start(ordered, out_dir, region_label, annee, fictif, pool, jobs, progress, cache_dir=None, stats=None,
-           engine="typst"):
+           engine="typst", refresh=False):
     total = len(ordered)
     if total == 0:
         if stats is not None:
             stats.update(total=0, reprises=0, rendues=0, avertissements=[], moteur=engine_version())
         return lambda: []
     jobs = max(1, min(int(jobs or 1), total))
-    if engine == "weasyprint":
+    if engine in WEASYPRINT_ENGINES:
         size = max(1, min(25, math.ceil(total / (jobs * 4))))
-        tasks = [("weasyprint", c, str(out_dir), region_label, annee, fictif) for c in _chunks(ordered, size)]
+        tasks = [(engine, c, str(out_dir), region_label, annee, fictif) for c in _chunks(ordered, size)]
         already: list[str] = []
     else:
-        todo, already = _plan(ordered, out_dir, region_label, annee, fictif, cache_dir, stats, progress)
+        todo, already = _plan(ordered, out_dir, region_label, annee, fictif, cache_dir, stats, progress, refresh)
         size = max(1, min(50, math.ceil(len(todo) / (jobs * 4)))) if todo else 1
         tasks = [("typst", c, str(out_dir), str(cache_dir) if cache_dir else None) for c in _chunks(todo, size)]
     results = pool.imap(_render_chunk, tasks) if pool is not None else map(_render_chunk, tasks)
@@ -992,6 +999,7 @@ def render_fiches(
     cache_dir: Path | str | None = None,
     stats: dict | None = None,
     engine: str = "typst",
+    refresh: bool = False,
 ) -> list[Path]:
     """Écrit ``out_dir/<finess_geo>.pdf`` (PDF/UA-1, Typst) pour chaque fiche ; renvoie les chemins
     triés par FINESS.
@@ -1001,15 +1009,17 @@ def render_fiches(
     octets). ``stats`` (``dict``) reçoit ``total``, ``reprises``, ``rendues`` et
     ``avertissements`` (textes nettoyés). ``jobs > 1`` : processus parallèles ; fichiers
     identiques à l'octet près à ``jobs=1``. ``progress(faites, total)`` est appelé au fil de
-    l'eau dans le processus appelant. ``engine="weasyprint"`` : rendu de référence d'avant Typst
-    (HTML + WeasyPrint, non balisé, sans cache), pour ``make bench``.
+    l'eau dans le processus appelant. ``refresh`` : le cache n'est pas lu (toutes les fiches sont
+    rendues) mais il est mis à jour. ``engine="weasyprint"`` (``"weasyprint-ua"``) : rendu de
+    référence d'avant Typst (HTML + WeasyPrint, non balisé (balisé PDF/UA-1), sans cache), pour
+    ``make bench``.
     """
     out_dir = Path(out_dir)
     ordered = _ordered(fiches, out_dir, annee)
     jobs = max(1, min(int(jobs or 1), len(ordered) or 1))
     if jobs == 1:
         return _start(ordered, out_dir, region_label, annee, fictif, None, 1, progress, cache_dir, stats,
-                      engine)()
+                      engine, refresh)()
     with fiche_pool(jobs) as pool:
         return _start(ordered, out_dir, region_label, annee, fictif, pool, jobs, progress, cache_dir, stats,
-                      engine)()
+                      engine, refresh)()
