@@ -241,3 +241,29 @@ def test_cache_reuses_unchanged_sheets_with_the_same_bytes(tmp_path):
     assert len(list((tmp_path / "cache").glob("*.pdf"))) == 4  # 3 fiches + l'ancienne version de l'une
     assert SheetCache(tmp_path / "cache").prune(max_entries=2) == 2
     assert len(list((tmp_path / "cache").glob("*.pdf"))) == 2
+
+
+def test_figure_has_its_alternative_text_in_the_structure(tmp_path):
+    from pypdf import PdfReader
+
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="200" height="50" viewBox="0 0 200 50">'
+           '<rect x="0" y="10" width="120" height="30" fill="#0072b2"/></svg>')
+    alt = "Score QLS MCO 2021–2024 : de 70 % à 78,5 %, sous la cible de 80 %"
+    fiche = _fiche("350000016", "CH fictif", None, figure_svg=svg, figure_titre="Historique", figure_alt=alt)
+    [path] = render_fiches([fiche], tmp_path, region_label="Bretagne", annee=2024, fictif=False)
+    reader = PdfReader(str(path))
+    alts, stack, seen = [], [reader.trailer["/Root"]["/StructTreeRoot"]], set()
+    while stack:
+        node = stack.pop()
+        node = node.get_object() if hasattr(node, "get_object") else node
+        if id(node) in seen:
+            continue
+        seen.add(id(node))
+        if isinstance(node, list):
+            stack.extend(node)
+        elif hasattr(node, "get"):
+            if node.get("/S") == "/Figure":
+                alts.append(str(node.get("/Alt")))
+            if node.get("/K") is not None:
+                stack.append(node["/K"])
+    assert alts == [alt]
