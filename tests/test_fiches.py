@@ -267,3 +267,9 @@ def test_figure_has_its_alternative_text_in_the_structure(tmp_path):
             if node.get("/K") is not None:
                 stack.append(node["/K"])
     assert alts == [alt]
+
+
+def test_a_sheet_typst_cannot_compose_is_named_in_french(tmp_path):
+    fiche = _fiche("350000016", "CH fictif", None, figure_svg="<svg pas fermé", figure_titre="Historique")
+    with pytest.raises(RuntimeError, match="La fiche établissement 350000016 n'a pas pu être composée"):
+        render_fiches([fiche], tmp_path, region_label="Bretagne", annee=2024, fictif=False)

@@ -855,7 +855,11 @@ def _render_chunk(args: tuple) -> list[str]:
     cache = SheetCache(cache_dir) if cache_dir else None
     out = []
     for finess, data_json, key in jobs:
-        pdf = r.pdf(data_json)
+        try:
+            pdf = r.pdf(data_json)
+        except Exception as exc:  # TypstError : message du compilateur, en anglais
+            raise RuntimeError(f"La fiche établissement {finess} n'a pas pu être composée par Typst "
+                               f"(PDF/UA-1) : {exc}") from None
         path = Path(out_dir) / f"{finess}.pdf"
         path.write_bytes(pdf)  # dossier de sortie temporaire : c'est lui qui est remplacé d'un coup
         if cache is not None:
