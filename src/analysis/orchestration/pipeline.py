@@ -271,7 +271,7 @@ class NotebookKernel:
     notebook affiche ses avertissements comme dans un noyau neuf.
     """
 
-    WARM_UP = "import analysis.context, analysis.figures, analysis.report"
+    WARM_UP = "import analysis.orchestration.context, analysis.publishing.figures, analysis.publishing.report"
 
     def __init__(self) -> None:
         self.km = None
