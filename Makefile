@@ -20,13 +20,14 @@ ifneq (,$(findstring s,$(firstword -$(MAKEFLAGS))))
 QUIET := --quiet
 endif
 
-.PHONY: report verify test test-all lint lock bench demo clean-processed help
+.PHONY: report verify test test-all lint lock bench demo clean clean-processed help
 
 help:
 	@echo "make report [DATA=… OUT=… ANNEE=… REGION=… RULES=…]   construit le rapport annuel"
 	@echo "make verify REPORT=reports/2024/28                    refait un rapport publié et le compare"
 	@echo "make test                                             lance les tests"
 	@echo "make bench                                            mesure les performances"
+	@echo "make clean                                            vide les caches (tables nettoyées, fiches déjà rendues)"
 
 $(STAMP): requirements.lock pyproject.toml
 	@echo "Création de l'environnement $(VENV) (première utilisation)…"
@@ -71,3 +72,10 @@ bench: $(STAMP)
 
 demo: $(STAMP)
 	@$(PY) -m analysis demo --out "$(DATA)"
+
+# Caches régénérables : tables nettoyées et fiches déjà rendues (data/processed, y compris
+# .cache-fiches), état « rien à refaire » des rapports ($(OUT)/.etat) ; les rapports restent.
+clean:
+	@find data/processed -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
+	@rm -rf "$(OUT)/.etat"
+	@echo "Caches vidés (data/processed, $(OUT)/.etat)."

@@ -15,8 +15,11 @@ def _mesures(**over) -> dict:
         "rapport_froid": {"median_s": 45.0, "executions_s": [44.0, 45.0, 47.0], "fiches": 298,
                           "parties_s": {"lecture": 1.5, "notebooks": 6.5, "pdf": 5.8, "fiches": 25.0}},
         "relance": {"median_s": 0.4, "executions_s": [0.4, 0.4, 0.5], "rien_refait": True},
+        "relance_correction": {"median_s": 15.0, "executions_s": [15.0], "fiches_rendues": 1,
+                               "fiches_reprises": 297},
         "fiches": {"echantillon": 10, "naif_par_fiche_s": 3.0, "projet_par_fiche_s": 0.12,
-                   "projet_rendu_par_fiche_s": 0.115, "ratio": 25.0,
+                   "projet_rendu_par_fiche_s": 0.115, "ratio": 25.0, "ratio_moteur": 6.0,
+                   "weasyprint_par_fiche_s": 0.09, "typst_par_fiche_s": 0.015, "echantillon_moteurs": 40,
                    "rapport_complet_par_fiche_s": 0.08, "ratio_rapport_complet": 37.5},
         "national": {"duree_s": 700.0, "pic_memoire_octets": int(1.5 * GIB), "pic_pss_octets": int(1.2 * GIB),
                      "regions": 18, "etablissements": 3000, "fiches": 3000},
@@ -32,13 +35,17 @@ def _row(rows, start):
 def test_targets_met_and_missed_with_margin():
     rows = bench.evaluate(_mesures())
     froid = _row(rows, "Rapport de la région")
-    assert froid["cible"] == 30.0  # 15 × plancher
+    assert froid["cible"] == 12.0  # 6 × plancher
     assert froid["atteinte"] is False
-    assert froid["ecart"] == -15.0 and round(froid["ecart_pct"]) == -50
-    assert froid["texte"].startswith("manque 15,0 s (50 %)")
+    assert froid["ecart"] == -33.0 and round(froid["ecart_pct"]) == -275
+    assert froid["texte"].startswith("manque 33,0 s (275 %)")
+    corr = _row(rows, "Relance après correction")
+    assert corr["cible"] == 18.0 and corr["atteinte"] is True  # 15 s ≤ 40 % de 45 s
+    moteur = _row(rows, "Fiche : WeasyPrint")
+    assert moteur["cible"] == 5.0 and moteur["atteinte"] is True and moteur["ecart"] == 1.0
     relance = _row(rows, "Relance")
     assert relance["atteinte"] is True and relance["texte"].startswith("marge 1,60 s")
-    ratio = _row(rows, "Fiche")
+    ratio = _row(rows, "Fiche : coût naïf")
     assert ratio["atteinte"] is True and ratio["cible"] == 20.0 and ratio["ecart"] == 5.0
     assert _row(rows, "National : tous")["atteinte"] is False  # 700 s ≥ 600 s
     assert _row(rows, "National : pic")["atteinte"] is True
@@ -47,7 +54,7 @@ def test_targets_met_and_missed_with_margin():
 def test_boundaries_are_strict_for_times_and_inclusive_for_ratio():
     rows = bench.evaluate(_mesures(relance={"median_s": 2.0}, fiches={"ratio": 20.0}))
     assert _row(rows, "Relance")["atteinte"] is False   # « < 2 s »
-    assert _row(rows, "Fiche")["atteinte"] is True      # « ≥ 20 × »
+    assert _row(rows, "Fiche : coût naïf")["atteinte"] is True      # « ≥ 20 × »
 
 
 def test_missing_measure_is_reported_not_guessed():
@@ -89,7 +96,7 @@ def test_report_table_and_json():
     assert "CPU d'essai, 2 cœurs, 8,00 Gio" in text
     assert "Plancher" in text and "2,00 s" in text
     lines = [ln for ln in text.splitlines() if ln.startswith("Rapport de la région de démonstration, à froid")]
-    assert lines and "NON" in lines[0] and "45,0 s" in lines[0] and "30,0 s" in lines[0]
+    assert lines and "NON" in lines[0] and "45,0 s" in lines[0] and "12,0 s" in lines[0]
     assert any(ln.startswith("Relance sans changement") and " oui " in ln for ln in text.splitlines())
     json.dumps(result, ensure_ascii=False)  # bench.json : sérialisable tel quel
 

@@ -8,11 +8,14 @@ Mesure sur la machine courante, en médianes de plusieurs exécutions (moins ave
 2. **rapport de la région de démonstration à froid** : ``python -m analysis report --data data/raw
    --out <tmp> --processed <tmp>/processed --jobs 2 --force`` (aucune sortie ni table nettoyée
    préalable), et ses parties (``durees_s`` du ``manifest.json`` produit) ;
-3. la **même commande relancée sans changement** (ne doit rien refaire) ;
+3. la **même commande relancée sans changement** (ne doit rien refaire), puis relancée **après la
+   correction d'une ligne d'``esin.csv``** (les fiches inchangées sont reprises du cache) ;
 4. la **méthode naïve par établissement** (un notebook Papermill plus son PDF, nbconvert HTML →
    WeasyPrint, par établissement) sur 10 établissements, contre le coût d'une fiche du projet
    (:func:`analysis.fiches.render_fiches` sur les mêmes 10 établissements, plus la part de
-   :func:`analysis.fiches_data.build_fiches` ; et le coût par fiche du rapport complet) ;
+   :func:`analysis.fiches_data.build_fiches` ; et le coût par fiche du rapport complet) ; et, par
+   fiche, le moteur d'avant (HTML + WeasyPrint, non balisé), WeasyPrint balisé PDF/UA-1 et Typst
+   PDF/UA-1 (retenu), sur 40 fiches de la démonstration ;
 6. la **lecture de la BQSS de la HAS** (``valeur.csv`` + ``metadata.csv``) sur une paire synthétique de
    la taille réelle (3,8 millions de lignes, 10 871 FINESS, 959 clés, :mod:`tools.bqss_synth`) avec un
    référentiel de ces FINESS : ``clean_folder`` dans un processus neuf, durée et pic mémoire (RSS) ;
@@ -40,10 +43,12 @@ from pathlib import Path
 from analysis.orchestration.pipeline import PROJECT_DIR, ensure_kernel
 
 GIB = 1024 ** 3
-#: cibles de l'issue 6 (sur une machine à 2 cœurs)
+#: cibles des issues 6 et 12 (sur une machine à 2 cœurs)
 CIBLES = {
-    "facteur_plancher": 15.0,      # rapport complet ≤ 15 × plancher
+    "facteur_plancher": 6.0,       # rapport complet ≤ 6 × plancher (issue 12)
     "relance_s": 2.0,              # relance sans changement < 2 s
+    "relance_correction": 0.40,    # relance après correction d'une ligne d'esin ≤ 40 % du froid
+    "ratio_moteur": 5.0,           # fiche Typst ≥ 5 × moins chère que la fiche WeasyPrint d'avant
     "ratio_fiches": 20.0,          # fiche du projet ≥ 20 × moins chère que la méthode naïve
     "national_s": 600.0,           # national < 10 min
     "national_octets": 2 * GIB,    # pic mémoire < 2 Gio
@@ -51,6 +56,7 @@ CIBLES = {
     "bqss_octets": 1.5 * GIB,      # et ≤ 1,5 Gio
 }
 ECHANTILLON_FICHES = 10
+ECHANTILLON_MOTEURS = 40
 SAMPLE_PERIOD_S = 0.2
 #: libellés des parties (``durees_s`` du manifeste)
 PARTIES = {
@@ -126,6 +132,14 @@ def evaluate(mesures: dict) -> list[dict]:
     relance = (mesures.get("relance") or {}).get("median_s")
     add("Relance sans changement", relance, CIBLES["relance_s"], True, fmt_duree,
         f"< {fmt_duree(CIBLES['relance_s'])}")
+    corr = (mesures.get("relance_correction") or {}).get("median_s")
+    cible_corr = CIBLES["relance_correction"] * froid if froid else None
+    add("Relance après correction d'une ligne d'esin", corr, cible_corr, True, fmt_duree,
+        f"≤ {_fr(100 * CIBLES['relance_correction'], 0)} % du froid = "
+        f"{fmt_duree(cible_corr) if cible_corr else '—'}")
+    moteur = (mesures.get("fiches") or {}).get("ratio_moteur")
+    add("Fiche : WeasyPrint d'avant / Typst (par fiche)", moteur, CIBLES["ratio_moteur"], False, fmt_ratio,
+        f"≥ {fmt_ratio(CIBLES['ratio_moteur'])}")
     ratio = (mesures.get("fiches") or {}).get("ratio")
     add("Fiche : coût naïf / coût du projet", ratio, CIBLES["ratio_fiches"], False, fmt_ratio,
         f"≥ {fmt_ratio(CIBLES['ratio_fiches'])}")
@@ -185,7 +199,19 @@ def format_report(result: dict) -> str:
     if r:
         detail.append(["Relance sans changement" + ("" if r.get("rien_refait", True) else " (A REFAIT LE TRAVAIL)"),
                        fmt_duree(r["median_s"]), runs(r)])
+    c = m.get("relance_correction")
+    if c:
+        detail.append([f"Relance après correction d'une ligne d'esin ({c.get('fiches_rendues', '?')} fiche(s) "
+                       f"rendue(s), {c.get('fiches_reprises', '?')} reprise(s))", fmt_duree(c["median_s"]), runs(c)])
     fi = m.get("fiches")
+    if fi and fi.get("weasyprint_par_fiche_s") is not None:
+        detail.append([f"Fiche WeasyPrint d'avant (non balisée, {fi.get('echantillon_moteurs', '?')} fiches, "
+                       "1 processus), par fiche", fmt_duree(fi["weasyprint_par_fiche_s"]), ""])
+        if fi.get("weasyprint_ua_par_fiche_s") is not None:
+            detail.append(["  WeasyPrint réglé, balisé PDF/UA-1 (pdf_variant), par fiche",
+                           fmt_duree(fi["weasyprint_ua_par_fiche_s"]), ""])
+        detail.append(["Fiche Typst PDF/UA-1 (moteur retenu), par fiche", fmt_duree(fi["typst_par_fiche_s"]), ""])
+        detail.append(["WeasyPrint d'avant / Typst", fmt_ratio(fi.get("ratio_moteur")), ""])
     if fi:
         n = fi.get("echantillon", ECHANTILLON_FICHES)
         detail.append([f"Méthode naïve : Papermill + PDF par établissement ({n} établissements), par fiche",
@@ -374,12 +400,14 @@ def bench_plancher(work: Path, reps: int) -> dict:
 
 
 def bench_rapport(work: Path, reps: int, reps_relance: int) -> tuple[dict, dict]:
-    data = PROJECT_DIR / "data" / "raw"
     runs, parts, last_out, n_fiches = [], [], None, None
     for i in range(reps):
         d = work / f"demo_{i}"
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
+        # copie des données de démonstration : la relance après correction en modifie une ligne
+        data = d / "raw"
+        shutil.copytree(PROJECT_DIR / "data" / "raw", data)
         r = _run(_report_cmd(data, d / "reports", d / "processed", "--force"))
         runs.append(r["duree_s"])
         man = _manifests(d / "reports")
@@ -412,6 +440,37 @@ def bench_rapport(work: Path, reps: int, reps_relance: int) -> tuple[dict, dict]
     relance = {"median_s": _median(rel), "executions_s": rel, "rien_refait": not redone}
     froid["_dossier"] = str(last_out)
     return froid, relance
+
+
+def _correct_one_row(path: Path, k: int) -> None:
+    """Corrige une ligne de ``esin.csv`` : le nombre de signalements de la ``k``-ième ligne de
+    données augmente de 1 (même format, même nombre de lignes)."""
+    raw = path.read_bytes()
+    text = raw.decode("utf-8-sig")
+    lines = text.split("\n")
+    header = lines[0].rstrip("\r").split(";")
+    col = header.index("signalements")
+    row = lines[1 + k].rstrip("\r").split(";")
+    row[col] = str(int(row[col]) + 1)
+    end = "\r" if lines[1 + k].endswith("\r") else ""
+    lines[1 + k] = ";".join(row) + end
+    path.write_bytes((b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b"") + "\n".join(lines).encode("utf-8"))
+
+
+def bench_relance_correction(froid: dict, reps: int) -> dict:
+    """Relance après correction d'une ligne d'``esin.csv`` (sans ``--force``, mêmes dossiers que le
+    dernier rapport à froid : tables nettoyées et fiches déjà rendues réutilisables)."""
+    d = Path(froid["_dossier"])
+    runs, man = [], None
+    for i in range(reps):
+        _correct_one_row(d / "raw" / "esin.csv", 7 + 13 * i)
+        r = _run(_report_cmd(d / "raw", d / "reports", d / "processed"))
+        runs.append(r["duree_s"])
+        [man] = _manifests(d / "reports")
+        _say(f"relance après correction {i + 1}/{reps} : {fmt_duree(runs[-1])} {man.get('fiches_rendu')}")
+    rendu = (man or {}).get("fiches_rendu") or {}
+    return {"median_s": _median(runs), "executions_s": runs, "fiches_rendues": rendu.get("rendues"),
+            "fiches_reprises": rendu.get("reprises"), "parties_s": (man or {}).get("durees_s", {})}
 
 
 # --------------------------------------------------------------------------- 4. fiches
@@ -508,6 +567,23 @@ def bench_fiches(work: Path, reps: int, froid: dict | None) -> dict:
     render_per_sheet = _median(render_runs)
     projet = build_per_sheet + render_per_sheet
 
+    # moteurs : la fiche WeasyPrint d'avant (non balisée), WeasyPrint balisé PDF/UA-1, Typst
+    # PDF/UA-1 (retenu), mêmes fiches, un processus, sans cache ; première fiche de chaque
+    # moteur (préparation du processus) non comptée
+    engines_sample = data[::max(1, len(data) // ECHANTILLON_MOTEURS)][:ECHANTILLON_MOTEURS]
+    per_engine: dict[str, float] = {}
+    for engine in ("weasyprint", "weasyprint-ua", "typst"):
+        fiches.render_fiches(engines_sample[:1], d / f"moteur_init_{engine}", region_label=label, annee=annee,
+                             fictif=prep.fictif, engine=engine)
+        ts = []
+        for i in range(reps):
+            t0 = time.perf_counter()
+            fiches.render_fiches(engines_sample, d / f"moteur_{engine}_{i}", region_label=label, annee=annee,
+                                 fictif=prep.fictif, engine=engine)
+            ts.append((time.perf_counter() - t0) / len(engines_sample))
+        per_engine[engine] = _median(ts)
+        _say(f"moteur {engine} : {fmt_duree(per_engine[engine])} par fiche")
+
     # méthode naïve : un notebook Papermill + nbconvert HTML + WeasyPrint par établissement
     kernel = ensure_kernel()
     nb_src = d / "fiche_naive.ipynb"
@@ -540,6 +616,11 @@ def bench_fiches(work: Path, reps: int, froid: dict | None) -> dict:
         "projet_donnees_par_fiche_s": build_per_sheet,
         "projet_preparation_processus_s": init_s,
         "ratio": naive / projet if projet else None,
+        "echantillon_moteurs": len(engines_sample),
+        "weasyprint_par_fiche_s": per_engine["weasyprint"],
+        "weasyprint_ua_par_fiche_s": per_engine["weasyprint-ua"],
+        "typst_par_fiche_s": per_engine["typst"],
+        "ratio_moteur": per_engine["weasyprint"] / per_engine["typst"] if per_engine["typst"] else None,
         "rapport_complet_par_fiche_s": None,
         "ratio_rapport_complet": None,
     }
@@ -623,8 +704,8 @@ def run_bench(out: Path, quick: bool = False, only_bqss: bool = False) -> dict:
     """Lance toutes les mesures (ou la seule lecture de la BQSS), affiche le tableau et écrit
     ``<out>/bench.json``."""
     out = Path(out)
-    reps = {"plancher": 2, "rapport_froid": 1, "relance": 3, "fiches": 1, "bqss": 1} if quick else \
-           {"plancher": 5, "rapport_froid": 3, "relance": 5, "fiches": 3, "bqss": 3}
+    reps = {"plancher": 2, "rapport_froid": 1, "relance": 3, "correction": 1, "fiches": 1, "bqss": 1} if quick else \
+           {"plancher": 5, "rapport_froid": 3, "relance": 5, "correction": 3, "fiches": 3, "bqss": 3}
     result: dict = {
         "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
         "rapide": bool(quick),
@@ -639,6 +720,7 @@ def run_bench(out: Path, quick: bool = False, only_bqss: bool = False) -> dict:
         if not only_bqss:
             m["plancher"] = bench_plancher(work, reps["plancher"])
             froid, relance = bench_rapport(work, reps["rapport_froid"], reps["relance"])
+            m["relance_correction"] = bench_relance_correction(froid, reps["correction"])
             froid.pop("_dossier", None)
             m["rapport_froid"], m["relance"] = froid, relance
             m["fiches"] = bench_fiches(work, reps["fiches"], froid)

@@ -61,6 +61,9 @@ class Progress:
     quiet: bool = False
     t0: float = field(default_factory=time.perf_counter)
     timings: dict[str, float] = field(default_factory=dict)
+    #: fiches de la région : moteur, rendues, reprises du cache ; avertissements (textes nettoyés)
+    fiches: dict = field(default_factory=dict)
+    warnings: list[str] = field(default_factory=list)
 
     def say(self, msg: str) -> None:
         if not self.quiet:
@@ -90,7 +93,7 @@ def _sha_bytes(data: bytes) -> str:
 def code_fingerprint() -> str:
     h = hashlib.sha256()
     files = sorted(
-        [p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css", ".tpl", ".json", ".html")]
+        [p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css", ".tpl", ".json", ".html", ".typ")]
         + list(NOTEBOOKS_DIR.glob("*.ipynb"))
         + [PROJECT_DIR / "requirements.lock"]
     )
@@ -526,7 +529,7 @@ def _versions() -> dict:
     out = {"python": sys.version.split()[0]}
     for pkg in (
         "cpom-qualite", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "seaborn", "papermill",
-        "nbconvert", "nbformat", "ipykernel", "weasyprint", "openpyxl", "pyarrow", "pypdf", "PyYAML", "Jinja2",
+        "nbconvert", "nbformat", "ipykernel", "weasyprint", "typst", "openpyxl", "pyarrow", "pypdf", "PyYAML", "Jinja2",
     ):
         try:
             out[pkg] = version(pkg)
@@ -768,7 +771,7 @@ def build_report(params: Params) -> list[Path]:
                      "dernière exécution : le rapport est refait.")
 
     multi = bool(params.region and params.region.lower() in ALL_REGIONS)
-    parallel_regions = multi and params.jobs > 1
+    parallel_regions = multi and params.jobs > 1 and not _typst_started()
     finals: list[Path] = []
     with contextlib.ExitStack() as stack:
         pool = kernel = None
@@ -817,7 +820,18 @@ def build_report(params: Params) -> list[Path]:
     state = _state_file(params)
     state.parent.mkdir(parents=True, exist_ok=True)
     _write_json(state, {"empreinte": digest, "dossiers": [str(f) for f in finals]})
+    if params.fiches:
+        from ..publishing.fiches import SheetCache
+
+        SheetCache(fiches_cache_dir(params)).prune()  # cache borné : les moins récemment utilisées partent
     return finals
+
+
+def _typst_started() -> bool:
+    """Typst déjà utilisé dans ce processus (tests, banc) : ses fils d'exécution ne survivent pas à
+    un « fork », les régions sont alors construites l'une après l'autre ici."""
+    mod = sys.modules.get("analysis.publishing.fiches")
+    return bool(mod is not None and mod.typst_started())
 
 
 def _write_json(path: Path, obj) -> None:
@@ -846,11 +860,22 @@ def _render_all(tmp, rules, result, annee, region, fictif, progress) -> None:
         excel.write_cpom_xlsx(tmp / f"cpom_{region}_{annee}.xlsx", sheets, decimals)
 
 
+#: sous-dossier de ``processed_dir`` : fiches déjà rendues (clé : données de la fiche, gabarit, moteur)
+FICHES_CACHE = ".cache-fiches"
+
+
+def fiches_cache_dir(params: Params) -> Path:
+    return params.processed_dir / FICHES_CACHE
+
+
 def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, pool):
     """Prépare les fiches de la région et lance leur rendu ; renvoie la fonction qui attend la fin.
 
-    Avec ``pool`` les PDF sont produits en arrière-plan (pendant les notebooks) ; sans pool, ils le
-    sont à l'appel de la fonction renvoyée, dans ce processus."""
+    Une fiche dont le contenu, le gabarit et le moteur n'ont pas changé depuis un rendu précédent
+    est reprise du cache (``<processed>/.cache-fiches``, mêmes octets) ; avec ``--force`` toutes
+    sont rendues (le cache est seulement mis à jour). Avec ``pool`` les PDF sont produits en
+    arrière-plan (pendant le notebook du rapport) ; sans pool, ils le sont à l'appel de la fonction
+    renvoyée, dans ce processus."""
     from ..indicators.results import load_results
     from ..publishing import fiches, fiches_data
     from ..reading.regions import region_label
@@ -860,13 +885,15 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
     data = fiches_data.build_fiches(tables, rules, annee, region, load_results(tmp))
     t_data = time.perf_counter() - t0
     progress.timings["fiches_donnees"] = progress.timings.get("fiches_donnees", 0.0) + t_data
-    progress.say(f"Fiches établissement : {len(data)} à produire…")
     report = None if params.quiet else (lambda done, total: progress.say(f"  fiches {done}/{total}"))
-    kwargs = dict(region_label=label, annee=annee, fictif=fictif, progress=report)
+    stats: dict = {}
+    kwargs = dict(region_label=label, annee=annee, fictif=fictif, progress=report,
+                  cache_dir=fiches_cache_dir(params), refresh=params.force, stats=stats)
     if pool is not None:
         wait = fiches.start_render_fiches(data, tmp / "fiches", pool=pool, jobs=params.jobs, **kwargs)
     else:
-        wait = lambda: fiches.render_fiches(data, tmp / "fiches", jobs=1, **kwargs)  # noqa: E731
+        def wait():
+            return fiches.render_fiches(data, tmp / "fiches", jobs=1, **kwargs)
 
     def finish() -> None:
         t1 = time.perf_counter()
@@ -877,6 +904,12 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
         progress.timings["fiches"] = progress.timings.get("fiches", 0.0) + (
             end - t0 if pool is not None else (end - t1) + t_data)
         progress.timings["fiches_attente"] = progress.timings.get("fiches_attente", 0.0) + (end - t1)
+        progress.fiches = {k: stats.get(k) for k in ("moteur", "total", "rendues", "reprises")}
+        progress.warnings += stats.get("avertissements", [])
+        progress.say(f"Fiches établissement : {stats.get('rendues', 0)} rendue(s), "
+                     f"{stats.get('reprises', 0)} reprise(s) sans changement.")
+        for w in stats.get("avertissements", []):
+            print(f"Avertissement : {w}", file=sys.stderr, flush=True)
 
     return finish
 
@@ -918,6 +951,8 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
         "sorties": outputs_list,
         "fiches": n_fiches,
         "fiches_empreinte": fiches_digest(tmp),
+        "fiches_rendu": progress.fiches,
+        "avertissements_fiches": progress.warnings,
         "versions": _versions(),
         "code": {"version": __version__, "commit_git": _git_commit(), "empreinte": code_fingerprint()},
         "durees_s": {k: round(v, 2) for k, v in progress.timings.items()},

@@ -1,16 +1,27 @@
-"""Fiches établissement (PDF A4, une ou deux pages) pour les négociateurs des CPOM.
+"""Fiches établissement (PDF/UA-1 A4, une ou deux pages) pour les négociateurs des CPOM.
 
-Rendues **sans notebook ni noyau** : un gabarit Jinja2 (``templates/fiche/fiche.html.j2``,
-échappement automatique activé) rempli à partir d'un simple ``dict`` par établissement, puis
-WeasyPrint. La feuille de style est analysée une fois par processus et la configuration des
-polices réutilisée ; ``jobs > 1`` répartit les fiches entre processus (résultat identique à
-l'octet près à ``jobs=1``).
+Rendues **sans notebook ni noyau** par Typst (paquet PyPI ``typst``, compilateur inclus) : le
+gabarit ``templates/fiche/fiche.typ`` reçoit les données de la fiche en JSON (``sys.inputs``) et
+les affiche comme du texte, jamais comme du balisage. Environ 10 ms par fiche (contre ~0,1 s avec
+l'ancien rendu HTML + WeasyPrint, gardé comme référence pour ``make bench``).
+
+- **Accessible et archivable** : document PDF/UA-1 balisé (titre, langue ``fr``, titres H1/H2,
+  en-têtes de tableaux, texte alternatif de la figure éventuelle) ; Typst refuse de produire un
+  PDF/UA-1 incomplet.
+- **Textes sûrs** : les contrôles bidirectionnels (U+202A–U+202E, U+2066–U+2069, LRM, RLM, ALM)
+  sont retirés (« gnp.exe » reste « gnp.exe ») ; un caractère absent de la police (DejaVu Sans de
+  matplotlib, seule police utilisée : mêmes octets sur toute machine), par exemple un idéogramme
+  chinois, est remplacé par « � » ; dans les deux cas un avertissement nomme la fiche.
+- **Même résultat partout** : octets identiques d'une exécution à l'autre et quel que soit
+  ``jobs`` ; aucune date sauf ``SOURCE_DATE_EPOCH``.
+- **Cache** (:class:`SheetCache`) : une fiche dont les données, le gabarit et le moteur n'ont pas
+  changé n'est pas rendue à nouveau (clé :func:`sheet_key`) ; le cache est borné.
 
 Schéma d'une fiche (``dict``)
 -----------------------------
 Clés obligatoires : ``finess_geo``, ``raison_sociale``. Toute autre clé peut manquer ou valoir
-``None`` (affiché « — ») ; les listes absentes valent ``[]``. Les textes sont échappés (aucun HTML
-interprété).
+``None`` (affiché « — ») ; les listes absentes valent ``[]``. Les textes sont affichés tels quels
+(aucun balisage Typst ni HTML interprété).
 
 .. code-block:: python
 
@@ -58,9 +69,11 @@ interprété).
              "evolution": "stable"},
         ],
         # facultatif : petite figure d'historique (texte SVG, p. ex. de
-        # analysis.figures.fig_to_svg ; incorporée comme image) et son titre
+        # analysis.figures.fig_to_svg ; incorporée comme image), son titre et son texte
+        # alternatif (ce qu'elle montre ; à défaut, le titre)
         "figure_svg": "<svg ...>...</svg>",
         "figure_titre": "Historique des indicateurs",
+        "figure_alt": "Score QLS MCO de 2021 à 2024 : de 70 % à 78,5 %, sous la cible de 80 %",
         # facultatif : remarques libres
         "observations": ["Nouvelle direction qualité depuis mars 2024."],
     }
@@ -78,10 +91,13 @@ import base64
 import contextlib
 import datetime as _dt
 import hashlib
+import json
 import math
 import numbers
 import os
 import re
+import time
+import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
@@ -387,11 +403,13 @@ def _memoized_font_subsets():
         Font.subset = original
 
 
-# --------------------------------------------------------------------------- rendu
+# --------------------------------------------------------------------------- rendu WeasyPrint (référence)
 
 
 class _Renderer:
-    """État réutilisé d'une fiche à l'autre dans un processus : gabarit, CSS analysée, polices."""
+    """Rendu HTML + WeasyPrint d'avant Typst, gardé comme référence (``make bench``, ``engine="weasyprint"``).
+
+    État réutilisé d'une fiche à l'autre dans un processus : gabarit, CSS analysée, polices."""
 
     def __init__(self) -> None:
         import jinja2
@@ -428,17 +446,17 @@ class _Renderer:
             created=generated.strftime("%Y-%m-%dT%H:%M:%SZ") if generated else "",
         )
 
-    def pdf(self, fiche: Mapping[str, Any], out: Path, **kw) -> Path:
+    def pdf(self, fiche: Mapping[str, Any], out: Path, pdf_variant: str | None = None, **kw) -> Path:
         from weasyprint import HTML
 
         doc = HTML(string=self.html(fiche, **kw), base_url=str(TEMPLATES_DIR),
                    url_fetcher=_url_fetcher).render(
-            stylesheets=[self.css], font_config=self.font_config
+            stylesheets=[self.css], font_config=self.font_config, pdf_tags=bool(pdf_variant)
         )
         doc.metadata.lang = doc.metadata.lang or "fr"
         tmp = out.with_name(out.name + ".tmp")
         with fixed_font_timestamps(), _memoized_font_subsets():
-            doc.write_pdf(str(tmp))
+            doc.write_pdf(str(tmp), pdf_variant=pdf_variant)
         os.replace(tmp, out)
         return out
 
@@ -455,17 +473,337 @@ def _renderer() -> _Renderer:
 
 def render_fiche_html(fiche: Mapping[str, Any], *, region_label: str, annee: int,
                       fictif: bool) -> str:
-    """HTML d'une fiche (utile pour les tests et le débogage)."""
+    """HTML d'une fiche (rendu de référence WeasyPrint ; utile pour les tests et le débogage)."""
     return _renderer().html(fiche, region_label=region_label, annee=annee, fictif=fictif)
 
 
+# --------------------------------------------------------------------------- textes sûrs
+
+#: contrôles bidirectionnels (propriété Unicode Bidi_Control : ALM, LRM, RLM, LRE, RLE, PDF, LRO,
+#: RLO, LRI, RLI, FSI, PDI). Retirés : un U+202E ferait lire « gnp.exe » comme « exe.png ».
+#: L'ordre naturel des écritures de droite à gauche (arabe, hébreu) reste celui d'Unicode.
+BIDI_CONTROLS = re.compile("[\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+#: caractères de contrôle (C0, DEL, C1) et séparateurs de ligne : remplacés par une espace
+CONTROL_CHARS = re.compile("[\u0000-\u001f\u007f-\u009f\u2028\u2029]")
+#: marque visible d'un caractère que la police ne sait pas dessiner (jamais effacé en silence)
+MISSING_GLYPH = "\ufffd"
+#: polices de la fiche : DejaVu Sans de matplotlib (même version partout, épinglée)
+TYPST_FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf")
+_COVERAGE: frozenset[int] | None = None
+
+
+def _font_dir() -> Path:
+    import matplotlib
+
+    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+
+
+def font_coverage() -> frozenset[int]:
+    """Caractères dessinables par la fiche : présents à la fois dans DejaVu Sans et DejaVu Sans
+    Bold (les valeurs en gras ne tombent jamais sur une autre police). Aucune police système
+    n'est utilisée : les PDF sont identiques sur toute machine ; un caractère chinois ou un emoji
+    (absents de DejaVu) est remplacé par « � » et signalé."""
+    global _COVERAGE
+    if _COVERAGE is None:
+        from fontTools.ttLib import TTFont
+
+        sets = []
+        for name in TYPST_FONT_FILES[:2]:
+            font = TTFont(str(_font_dir() / name), lazy=True)
+            sets.append(set(font.getBestCmap()))
+            font.close()
+        _COVERAGE = frozenset(sets[0] & sets[1])
+    return _COVERAGE
+
+
+#: textes déjà reconnus sans rien à changer (libellés, valeurs qui reviennent d'une fiche à l'autre)
+_CLEAN_TEXTS: set[str] = set()
+
+
+class _TextCleaner:
+    """Nettoie les textes d'une fiche et compte ce qui a été changé (pour l'avertissement)."""
+
+    def __init__(self) -> None:
+        self.bidi = 0
+        self.missing: dict[str, int] = {}
+        self.cover = font_coverage()
+
+    def __call__(self, text: str) -> str:
+        if text in _CLEAN_TEXTS or (text.isascii() and text.isprintable()):
+            return text
+        if not BIDI_CONTROLS.search(text) and not CONTROL_CHARS.search(text) \
+                and self.cover.issuperset(map(ord, text)):
+            if len(_CLEAN_TEXTS) < 100_000:
+                _CLEAN_TEXTS.add(text)
+            return text
+        text, n = BIDI_CONTROLS.subn("", text)
+        self.bidi += n
+        text = CONTROL_CHARS.sub(" ", text)
+        if all(ord(c) in self.cover for c in text):
+            return text
+        out = []
+        for c in text:
+            if ord(c) in self.cover:
+                out.append(c)
+            elif unicodedata.category(c) == "Cf":  # autres formats invisibles (ZWJ, BOM…) : retirés
+                continue
+            else:
+                self.missing[c] = self.missing.get(c, 0) + 1
+                out.append(MISSING_GLYPH)
+        return "".join(out)
+
+    def warnings(self, finess: str) -> list[str]:
+        out = []
+        if self.bidi:
+            out.append(f"Fiche {finess} : {self.bidi} caractère(s) de contrôle bidirectionnel "
+                       "(U+202A–U+202E, U+2066–U+2069…) retiré(s) : le texte est affiché dans l'ordre saisi.")
+        if self.missing:
+            chars = ", ".join(f"U+{ord(c):04X} « {c} »" for c in sorted(self.missing)[:8])
+            more = " …" if len(self.missing) > 8 else ""
+            out.append(f"Fiche {finess} : {sum(self.missing.values())} caractère(s) absent(s) de la police "
+                       f"DejaVu Sans ({chars}{more}) remplacé(s) par « {MISSING_GLYPH} ».")
+        return out
+
+
+def _clean_tree(obj: Any, clean: _TextCleaner) -> Any:
+    if isinstance(obj, str):
+        return clean(obj)
+    if isinstance(obj, Mapping):
+        return {str(k): _clean_tree(v, clean) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_clean_tree(v, clean) for v in obj]
+    return obj
+
+
+def sheet_view(fiche: Mapping[str, Any], *, region_label: str, annee: int,
+               fictif: bool) -> tuple[dict[str, Any], list[str]]:
+    """Données d'une fiche telles que le gabarit Typst les affiche (tout en texte, nettoyé) et les
+    avertissements en français (contrôles bidirectionnels retirés, caractères sans glyphe)."""
+    n = normalize_fiche(fiche, annee)
+    svg = fiche.get("figure_svg") or None
+    figure_alt = fiche.get("figure_alt")
+    n.pop("figure_svg", None)
+    clean = _TextCleaner()
+    n = _clean_tree(n, clean)
+    label = clean(_text(region_label))
+    titre = f"Fiche établissement — {n['raison_sociale']} ({n['finess_geo']}) — {label} {annee}"
+    generated = source_date()
+    view = {
+        **n,
+        "annee": str(int(annee)),
+        "fictif": bool(fictif),
+        "titre": titre,
+        "auteur": "cpom-qualite",
+        "mots_cles": ["CPOM", "qualité", "fiche établissement", n["finess_geo"]],
+        "date": None if generated is None else [generated.year, generated.month, generated.day,
+                                                generated.hour, generated.minute, generated.second],
+        "surtitre": f"Fiche établissement · suivi qualité des CPOM · {label} · {annee}",
+        "entete": f"{n['raison_sociale']} — FINESS {n['finess_geo']}",
+        "pied": f"Fiche établissement — {label} {annee}",
+        "figure_svg": svg,
+        "figure_alt": clean(_text(figure_alt)) if not is_missing(figure_alt) and str(figure_alt).strip()
+        else n["figure_titre"],
+    }
+    return view, clean.warnings(n["finess_geo"])
+
+
+def sheet_json(view: Mapping[str, Any]) -> str:
+    """JSON canonique d'une fiche (clés triées) : ce que reçoit Typst et ce qu'on empreinte."""
+    return json.dumps(view, ensure_ascii=False, sort_keys=True, separators=(",", ":"))
+
+
+# --------------------------------------------------------------------------- rendu Typst
+
+TYPST_TEMPLATE = TEMPLATES_DIR / "fiche.typ"
+PDF_STANDARDS = ["ua-1"]
+#: à changer si le sens des données de la fiche change sans que gabarit ni moteur ne changent
+SHEET_FORMAT = "fiche-typst-1"
+
+
+def engine_version() -> str:
+    from importlib.metadata import version
+
+    return f"typst {version('typst')}"
+
+
+_ENGINE_SALT: str | None = None
+
+
+def engine_salt() -> str:
+    """Empreinte de ce qui, hors données, détermine les octets d'une fiche : gabarit, version de
+    Typst, polices, norme PDF, ``SHEET_FORMAT``."""
+    global _ENGINE_SALT
+    if _ENGINE_SALT is None:
+        h = hashlib.sha256()
+        h.update(f"{SHEET_FORMAT}|{engine_version()}|{','.join(PDF_STANDARDS)}|".encode())
+        h.update(TYPST_TEMPLATE.read_bytes())
+        for name in TYPST_FONT_FILES:
+            h.update(hashlib.sha256((_font_dir() / name).read_bytes()).digest())
+        _ENGINE_SALT = h.hexdigest()
+    return _ENGINE_SALT
+
+
+def sheet_key(data_json: str) -> str:
+    """Clé de cache d'une fiche : empreinte de ses données, du gabarit et du moteur."""
+    return hashlib.sha256((engine_salt() + "\n" + data_json).encode("utf-8")).hexdigest()
+
+
+class _TypstRenderer:
+    """Compilateur Typst réutilisé d'une fiche à l'autre dans un processus (polices chargées une fois)."""
+
+    def __init__(self) -> None:
+        import typst
+
+        self.compiler = typst.Compiler(
+            str(TYPST_TEMPLATE), root=str(TEMPLATES_DIR), font_paths=[str(_font_dir())],
+            ignore_system_fonts=True,
+        )
+
+    def pdf(self, data_json: str) -> bytes:
+        return self.compiler.compile(sys_inputs={"fiche": data_json}, pdf_standards=PDF_STANDARDS)
+
+
+_TYPST: _TypstRenderer | None = None
+
+
+def _typst() -> _TypstRenderer:
+    global _TYPST
+    if _TYPST is None:
+        _TYPST = _TypstRenderer()
+    return _TYPST
+
+
+def render_sheet_pdf(fiche: Mapping[str, Any], *, region_label: str, annee: int, fictif: bool) -> bytes:
+    """PDF/UA-1 d'une fiche (octets), sans cache."""
+    view, _ = sheet_view(fiche, region_label=region_label, annee=annee, fictif=fictif)
+    return _typst().pdf(sheet_json(view))
+
+
+def _write_atomic(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+# --------------------------------------------------------------------------- cache des fiches
+
+#: entrées gardées au plus (les plus anciennement utilisées sont retirées) : de quoi garder
+#: plusieurs générations des ~3 000 fiches nationales (~40 Ko chacune)
+CACHE_MAX_ENTRIES = 12_000
+
+
+class SheetCache:
+    """PDF déjà rendus, rangés par clé (:func:`sheet_key`) dans ``dossier`` :
+    ``<clé>-<sha256 du PDF, 16 car.>.pdf``. Une entrée est vérifiée (empreinte du contenu) avant
+    d'être reprise ; abîmée, elle est supprimée et la fiche rendue à nouveau. Chaque reprise
+    rafraîchit sa date (ordre d'éviction : la moins récemment utilisée d'abord)."""
+
+    def __init__(self, folder: Path | str) -> None:
+        self.folder = Path(folder)
+        self._index: dict[str, str] | None = None
+
+    def _scan(self) -> dict[str, str]:
+        if self._index is None:
+            index: dict[str, str] = {}
+            try:
+                with os.scandir(self.folder) as it:
+                    for e in it:
+                        name = e.name
+                        if name.endswith(".pdf") and len(name) == 64 + 1 + 16 + 4 and name[64] == "-":
+                            index[name[:64]] = name
+            except FileNotFoundError:
+                pass
+            self._index = index
+        return self._index
+
+    def get(self, key: str) -> bytes | None:
+        name = self._scan().get(key)
+        if name is None:
+            return None
+        path = self.folder / name
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest()[:16] != name[65:81]:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return data
+
+    def put(self, key: str, data: bytes) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{key}-{hashlib.sha256(data).hexdigest()[:16]}.pdf"
+        _write_atomic(self.folder / name, data)
+        if self._index is not None:
+            self._index[key] = name
+
+    def prune(self, max_entries: int = CACHE_MAX_ENTRIES) -> int:
+        """Retire les entrées au-delà de ``max_entries`` (les moins récemment utilisées) et les
+        fichiers temporaires orphelins de plus d'une heure ; renvoie le nombre retiré."""
+        entries, removed, now = [], 0, time.time()
+        try:
+            with os.scandir(self.folder) as it:
+                for e in it:
+                    try:
+                        st = e.stat()
+                    except OSError:
+                        continue
+                    if e.name.endswith(".tmp"):
+                        if now - st.st_mtime > 3600:
+                            with contextlib.suppress(OSError):
+                                os.unlink(e.path)
+                                removed += 1
+                    elif e.name.endswith(".pdf"):
+                        entries.append((st.st_mtime_ns, e.name, e.path))
+        except FileNotFoundError:
+            return 0
+        entries.sort(reverse=True)
+        for _, _, path in entries[max_entries:]:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed += 1
+        self._index = None
+        return removed
+
+
+# --------------------------------------------------------------------------- orchestration
+
+
+#: rendus de référence (HTML + WeasyPrint) mesurés par ``make bench`` : non balisé (la fiche
+#: d'avant Typst) et balisé PDF/UA-1
+WEASYPRINT_ENGINES = {"weasyprint": None, "weasyprint-ua": "pdf/ua-1"}
+
+
 def _render_chunk(args: tuple) -> list[str]:
-    fiches, out_dir, region_label, annee, fictif = args
-    r = _renderer()
+    """Processus de rendu : ``("typst", [(finess, json, clé)], dossier, cache)`` ou
+    ``("weasyprint", [fiche], dossier, region_label, annee, fictif)``."""
+    if args[0] in WEASYPRINT_ENGINES:
+        engine, fiches, out_dir, region_label, annee, fictif = args
+        r = _renderer()
+        out = []
+        for fiche in fiches:
+            path = Path(out_dir) / f"{str(fiche['finess_geo']).strip()}.pdf"
+            r.pdf(fiche, path, pdf_variant=WEASYPRINT_ENGINES[engine], region_label=region_label,
+                  annee=annee, fictif=fictif)
+            out.append(str(path))
+        return out
+    _, jobs, out_dir, cache_dir = args
+    r = _typst()
+    cache = SheetCache(cache_dir) if cache_dir else None
     out = []
-    for fiche in fiches:
-        path = Path(out_dir) / f"{str(fiche['finess_geo']).strip()}.pdf"
-        r.pdf(fiche, path, region_label=region_label, annee=annee, fictif=fictif)
+    for finess, data_json, key in jobs:
+        try:
+            pdf = r.pdf(data_json)
+        except Exception as exc:  # TypstError : message du compilateur, en anglais
+            raise RuntimeError(f"La fiche établissement {finess} n'a pas pu être composée par Typst "
+                               f"(PDF/UA-1) : {exc}") from None
+        path = Path(out_dir) / f"{finess}.pdf"
+        path.write_bytes(pdf)  # dossier de sortie temporaire : c'est lui qui est remplacé d'un coup
+        if cache is not None:
+            cache.put(key, pdf)
         out.append(str(path))
     return out
 
@@ -474,11 +812,13 @@ def _chunks(items: Sequence, size: int) -> list[list]:
     return [list(items[i:i + size]) for i in range(0, len(items), size)]
 
 
-def _ordered(fiches: list[dict], out_dir: Path, annee: int) -> list[dict]:
-    """Contrôle en amont (une erreur de schéma arrête tout avant d'écrire) ; fiches triées par FINESS."""
+def _ordered(fiches: list[dict], out_dir: Path, annee: int, check: bool = True) -> list[dict]:
+    """Contrôle en amont (une erreur de schéma arrête tout avant d'écrire ; ``check=False`` : le
+    contrôle est fait par :func:`_plan`) ; fiches triées par FINESS."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    for f in fiches:
-        normalize_fiche(f, annee)
+    if check:
+        for f in fiches:
+            normalize_fiche(f, annee)
     ordered = sorted(fiches, key=lambda f: str(f["finess_geo"]).strip())
     keys = [str(f["finess_geo"]).strip() for f in ordered]
     dup = sorted({k for k in keys if keys.count(k) > 1}) if len(set(keys)) != len(keys) else []
@@ -498,17 +838,41 @@ def _background_worker() -> None:
         pass
 
 
+class _InlinePool:
+    """Remplace le pool quand ce processus a déjà utilisé Typst : rendu dans le processus même
+    (mêmes octets, Typst ne prenant que ~10 ms par fiche)."""
+
+    def imap(self, fn, items):
+        return map(fn, items)
+
+    def __enter__(self) -> "_InlinePool":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        return None
+
+
+def typst_started() -> bool:
+    """Vrai si ce processus a déjà rendu une fiche avec Typst. Son compilateur a alors des fils
+    d'exécution (rayon) qu'un « fork » ne recopie pas : un processus créé ensuite par « fork »
+    qui rendrait une fiche resterait bloqué."""
+    return _TYPST is not None
+
+
 def fiche_pool(jobs: int, *, background: bool = False):
     """Pool de ``jobs`` processus pour :func:`start_render_fiches` (à utiliser avec ``with``).
 
-    À créer **avant** tout noyau Jupyter ou client ZMQ du processus (« fork » sous Linux).
+    À créer **avant** tout noyau Jupyter ou client ZMQ du processus (« fork » sous Linux), et
+    avant tout rendu Typst dans ce processus (voir :func:`typst_started` ; sinon les fiches sont
+    rendues dans le processus même).
     ``background`` : priorité abaissée, pour que les fiches n'occupent que le temps de
     processeur laissé libre par les notebooks et le rapport qui tournent en même temps.
     """
     import multiprocessing as mp
 
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
-    return mp.get_context(method).Pool(max(1, int(jobs)),
+    if typst_started() or "fork" not in mp.get_all_start_methods():
+        return _InlinePool()
+    return mp.get_context("fork").Pool(max(1, int(jobs)),
                                        initializer=_background_worker if background else None)
 
 
@@ -522,33 +886,74 @@ def start_render_fiches(
     pool,
     jobs: int = 2,
     progress: Callable[[int, int], None] | None = None,
+    cache_dir: Path | str | None = None,
+    stats: dict | None = None,
+    engine: str = "typst",
+    refresh: bool = False,
 ) -> Callable[[], list[Path]]:
     """Comme :func:`render_fiches` avec un pool existant (:func:`fiche_pool`), sans attendre :
     les fiches sont rendues en arrière-plan ; la fonction renvoyée attend la dernière (en
     appelant ``progress``) et renvoie les chemins triés par FINESS. Fichiers identiques à
     l'octet près à ``jobs=1``."""
     out_dir = Path(out_dir)
-    return _start(_ordered(fiches, out_dir, annee), out_dir, region_label, annee, fictif, pool, jobs,
-                  progress)
+    return _start(_ordered(fiches, out_dir, annee, check=engine in WEASYPRINT_ENGINES), out_dir, region_label,
+                  annee, fictif, pool, jobs,
+                  progress, cache_dir, stats, engine, refresh)
 
 
-def _start(ordered, out_dir, region_label, annee, fictif, pool, jobs, progress):
+def _plan(ordered, out_dir, region_label, annee, fictif, cache_dir, stats, progress, refresh=False):
+    """Dans le processus appelant : données de chaque fiche, clé, reprise depuis le cache.
+    Renvoie les fiches à rendre ``[(finess, json, clé)]`` et les chemins déjà écrits."""
+    cache = SheetCache(cache_dir) if cache_dir else None
+    todo, done_paths, warnings, planned = [], [], [], []
+    # toutes les fiches d'abord (une erreur de schéma arrête tout avant d'écrire), puis les reprises
+    for fiche in ordered:
+        view, warn = sheet_view(fiche, region_label=region_label, annee=annee, fictif=fictif)
+        warnings += warn
+        data_json = sheet_json(view)
+        planned.append((view["finess_geo"], data_json, sheet_key(data_json)))
+    for finess, data_json, key in planned:
+        hit = cache.get(key) if cache is not None and not refresh else None
+        if hit is not None:
+            path = out_dir / f"{finess}.pdf"
+            path.write_bytes(hit)
+            done_paths.append(str(path))
+        else:
+            todo.append((finess, data_json, key))
+    if stats is not None:
+        stats.update(total=len(ordered), reprises=len(done_paths), rendues=len(todo),
+                     avertissements=warnings, moteur=engine_version())
+    if progress and done_paths:
+        progress(len(done_paths), len(ordered))
+    return todo, done_paths
+
+
+def _start(ordered, out_dir, region_label, annee, fictif, pool, jobs, progress, cache_dir=None, stats=None,
+           engine="typst", refresh=False):
     total = len(ordered)
     if total == 0:
+        if stats is not None:
+            stats.update(total=0, reprises=0, rendues=0, avertissements=[], moteur=engine_version())
         return lambda: []
     jobs = max(1, min(int(jobs or 1), total))
-    size = max(1, min(25, math.ceil(total / (jobs * 4))))
-    tasks = [(c, str(out_dir), region_label, annee, fictif) for c in _chunks(ordered, size)]
-    results = pool.imap(_render_chunk, tasks)
+    if engine in WEASYPRINT_ENGINES:
+        size = max(1, min(25, math.ceil(total / (jobs * 4))))
+        tasks = [(engine, c, str(out_dir), region_label, annee, fictif) for c in _chunks(ordered, size)]
+        already: list[str] = []
+    else:
+        todo, already = _plan(ordered, out_dir, region_label, annee, fictif, cache_dir, stats, progress, refresh)
+        size = max(1, min(50, math.ceil(len(todo) / (jobs * 4)))) if todo else 1
+        tasks = [("typst", c, str(out_dir), str(cache_dir) if cache_dir else None) for c in _chunks(todo, size)]
+    results = pool.imap(_render_chunk, tasks) if pool is not None else map(_render_chunk, tasks)
 
     def wait() -> list[Path]:
-        done, paths = 0, []
+        done, paths = len(already), list(already)
         for result in results:
             paths += result
             done += len(result)
             if progress:
                 progress(done, total)
-        return [Path(p) for p in paths]
+        return sorted((Path(p) for p in paths), key=lambda p: p.name)
 
     return wait
 
@@ -562,30 +967,30 @@ def render_fiches(
     fictif: bool,
     jobs: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    cache_dir: Path | str | None = None,
+    stats: dict | None = None,
+    engine: str = "typst",
+    refresh: bool = False,
 ) -> list[Path]:
-    """Écrit ``out_dir/<finess_geo>.pdf`` pour chaque fiche ; renvoie les chemins triés par FINESS.
+    """Écrit ``out_dir/<finess_geo>.pdf`` (PDF/UA-1, Typst) pour chaque fiche ; renvoie les chemins
+    triés par FINESS.
 
-    ``jobs > 1`` : processus parallèles (``multiprocessing``, « fork » sous Linux) ; fichiers
+    ``cache_dir`` : fiches déjà rendues (:class:`SheetCache`) ; une fiche dont les données, le
+    gabarit et le moteur n'ont pas changé est reprise telle quelle, sans nouveau rendu (mêmes
+    octets). ``stats`` (``dict``) reçoit ``total``, ``reprises``, ``rendues`` et
+    ``avertissements`` (textes nettoyés). ``jobs > 1`` : processus parallèles ; fichiers
     identiques à l'octet près à ``jobs=1``. ``progress(faites, total)`` est appelé au fil de
-    l'eau dans le processus appelant.
+    l'eau dans le processus appelant. ``refresh`` : le cache n'est pas lu (toutes les fiches sont
+    rendues) mais il est mis à jour. ``engine="weasyprint"`` (``"weasyprint-ua"``) : rendu de
+    référence d'avant Typst (HTML + WeasyPrint, non balisé (balisé PDF/UA-1), sans cache), pour
+    ``make bench``.
     """
     out_dir = Path(out_dir)
-    ordered = _ordered(fiches, out_dir, annee)
-    total = len(ordered)
-    if total == 0:
-        return []
-    jobs = max(1, min(int(jobs or 1), total))
+    ordered = _ordered(fiches, out_dir, annee, check=engine in WEASYPRINT_ENGINES)
+    jobs = max(1, min(int(jobs or 1), len(ordered) or 1))
     if jobs == 1:
-        done = 0
-        paths: list[str] = []
-        for chunk in _chunks(ordered, 1):
-            paths += _render_chunk((chunk, str(out_dir), region_label, annee, fictif))
-            done += len(chunk)
-            if progress:
-                progress(done, total)
-        return [Path(p) for p in paths]
-    # « fork » (Linux) : pas de ré-import du module principal, démarrage immédiat ; sinon
-    # « spawn » (l'appelant doit alors protéger son point d'entrée par
-    # ``if __name__ == "__main__":``).
+        return _start(ordered, out_dir, region_label, annee, fictif, None, 1, progress, cache_dir, stats,
+                      engine, refresh)()
     with fiche_pool(jobs) as pool:
-        return _start(ordered, out_dir, region_label, annee, fictif, pool, jobs, progress)()
+        return _start(ordered, out_dir, region_label, annee, fictif, pool, jobs, progress, cache_dir, stats,
+                      engine, refresh)()
