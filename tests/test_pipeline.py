@@ -137,15 +137,18 @@ def test_failed_run_leaves_previous_outputs_untouched(built, monkeypatch):
     (bad / "esin.csv").write_text("finess_geo;annee;signalements\n140000001;2024;1\n", encoding="utf-8")
     with pytest.raises(InputError, match="responsable_connecte"):
         build_report(params(tmp, bad, out))
-    # 2. failure in the middle of rendering (after notebooks ran in the temporary folder)
-    from analysis.publishing import render
+    # 2. failure in the middle of the run: the first notebooks have written their outputs in the
+    #    temporary folder, the third one fails
+    real = pipeline.run_notebook
 
-    def boom(*a, **k):
-        raise RuntimeError("panne simulée du rendu PDF")
+    def boom(name, *a, **k):
+        if name == NOTEBOOKS[2]:
+            raise RuntimeError("panne simulée au milieu de l'exécution")
+        return real(name, *a, **k)
 
-    monkeypatch.setattr(render, "html_to_pdf", boom)
+    monkeypatch.setattr(pipeline, "run_notebook", boom)
     with pytest.raises(RuntimeError, match="panne simulée"):
-        build_report(params(tmp, data, out, force=True))
+        build_report(params(tmp, data, out, force=True, fiches=False))
     assert _snapshot(final) == before
     assert not list(out.glob(".tmp-*"))
 
