@@ -174,6 +174,7 @@ def test_sheets_are_tagged_pdf_ua1_with_language_title_headings_and_table_header
     assert bool(root["/ViewerPreferences"]["/DisplayDocTitle"])
     xmp = root["/Metadata"].get_object().get_data().decode("utf-8")
     assert "<pdfuaid:part>1</pdfuaid:part>" in xmp
+    assert "<pdfaid:part>2</pdfaid:part>" in xmp and "<pdfaid:conformance>A</pdfaid:conformance>" in xmp  # archivage
     assert reader.metadata.title == ("Fiche établissement — <script>alert(1)</script> & Cie (350000016) "
                                      "— Bretagne 2024")
     types = _struct_types(reader)

@@ -306,3 +306,16 @@ def test_damaged_processed_cache_is_rewritten_and_force_ignores_it(built):
     before = target.stat().st_mtime_ns
     pipeline.prepare(replace(p, force=True), pipeline.Progress(quiet=True))
     assert target.stat().st_mtime_ns != before and pipeline.cache_intact(entry)
+
+
+def test_rows_of_other_regions_counted_per_file(built):
+    """La qualité des données d'un rapport régional dit combien de lignes acceptées de chaque fichier
+    concernent d'autres régions (ici 690000001, région 84)."""
+    from analysis.publishing.report import rows_of_other_regions
+    from analysis.reading.cleaning import read_processed
+
+    tmp = built[0]
+    [entry] = [p for p in (tmp / "processed").iterdir() if p.is_dir() and not p.name.startswith(".")]
+    other = rows_of_other_regions(read_processed(entry), {"140000001", "140000002", "140000003", "270000001",
+                                                          "760000001"})
+    assert other == {"etablissements.csv": 1, "activite.csv": 1, "esin.csv": 1, "qls.csv": 1}

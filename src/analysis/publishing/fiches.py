@@ -587,7 +587,9 @@ def sheet_view(fiche: Mapping[str, Any], *, region_label: str, annee: int,
     n = _clean_tree(n, clean)
     label = clean(_text(region_label))
     titre = f"Fiche établissement — {n['raison_sociale']} ({n['finess_geo']}) — {label} {annee}"
-    generated = source_date()
+    # PDF/A exige une date de création : SOURCE_DATE_EPOCH, sinon une date fixe (1er janvier 1980,
+    # comme l'horodatage des polices du rapport) pour des octets identiques d'une exécution à l'autre
+    generated = source_date() or _dt.datetime(1980, 1, 1, tzinfo=_dt.timezone.utc)
     view = {
         **n,
         "annee": str(int(annee)),
@@ -595,8 +597,8 @@ def sheet_view(fiche: Mapping[str, Any], *, region_label: str, annee: int,
         "titre": titre,
         "auteur": "cpom-qualite",
         "mots_cles": ["CPOM", "qualité", "fiche établissement", n["finess_geo"]],
-        "date": None if generated is None else [generated.year, generated.month, generated.day,
-                                                generated.hour, generated.minute, generated.second],
+        "date": [generated.year, generated.month, generated.day, generated.hour, generated.minute,
+                 generated.second],
         "surtitre": f"Fiche établissement · suivi qualité des CPOM · {label} · {annee}",
         "entete": f"{n['raison_sociale']} — FINESS {n['finess_geo']}",
         "pied": f"Fiche établissement — {label} {annee}",
@@ -615,7 +617,7 @@ def sheet_json(view: Mapping[str, Any]) -> str:
 # --------------------------------------------------------------------------- rendu Typst
 
 TYPST_TEMPLATE = TEMPLATES_DIR / "fiche.typ"
-PDF_STANDARDS = ["ua-1"]
+PDF_STANDARDS = ["a-2a", "ua-1"]  # archivage (PDF/A-2a, balisé) et accessibilité (PDF/UA-1)
 #: à changer si le sens des données de la fiche change sans que gabarit ni moteur ne changent
 SHEET_FORMAT = "fiche-typst-1"
 

@@ -526,6 +526,16 @@ def experience_patient(ctx, res) -> None:
 # Qualité des données (présentation commune au notebook 01 et au rapport)
 
 
+def rows_of_other_regions(tables: dict, region_finess: set) -> dict[str, int]:
+    """Par fichier, lignes acceptées qui concernent des établissements hors de la région du rapport."""
+    other: dict[str, int] = {}
+    for df in tables.values():
+        if "_fichier" in df.columns and "finess_geo" in df.columns:
+            for name, n in df.loc[~df["finess_geo"].isin(region_finess), "_fichier"].value_counts().items():
+                other[str(name)] = other.get(str(name), 0) + int(n)
+    return other
+
+
 def qualite_fichiers(ctx) -> None:
     f = ctx.files.copy()
     if f.empty:
@@ -533,13 +543,17 @@ def qualite_fichiers(ctx) -> None:
         return
     f["encodage"] = f["encodage"].replace({"xlsx": "classeur XLSX"})
     f["source"] = [ctx.rules.label("source", s) for s in f["source"]]
-    cols = ["lignes_lues", "acceptees", "rejetees", "doublons_fusionnes", "hors_referentiel", "sans_objet", "reparees"]
+    other = rows_of_other_regions(ctx.tables, set(ctx.etablissements["finess_geo"]))
+    f["autres_regions"] = [other.get(str(x), 0) for x in f["fichier"]]
+    cols = ["lignes_lues", "acceptees", "autres_regions", "rejetees", "doublons_fusionnes", "hors_referentiel",
+            "sans_objet", "reparees"]
     show_html(
         french_table(
             f[["fichier", "source", "nature", "encodage"] + cols],
             labels={"fichier": "Fichier", "source": "Source", "nature": "Nature", "encodage": "Format",
-                    "lignes_lues": "Lues", "acceptees": "Acceptées", "rejetees": "Rejetées",
-                    "doublons_fusionnes": "Doublons", "hors_referentiel": "Hors réf.", "sans_objet": "Sans décision",
+                    "lignes_lues": "Lues", "acceptees": "Acceptées", "autres_regions": "dont autres régions",
+                    "rejetees": "Rejetées",
+                    "doublons_fusionnes": "Doublons", "hors_referentiel": "Hors réf.", "sans_objet": "Sans objet",
                     "reparees": "Réparées"},
             numeric=set(cols),
             classes="tableau compact",
@@ -636,7 +650,9 @@ def methode_statistiques(ctx) -> None:
 
 
 def methode_limites(ctx, res) -> None:
-    show_html(text("methode_limites", monitoring=res.monitoring))
+    natures = [str(n) for n in ctx.files.get("nature", [])] if len(ctx.files) else []
+    show_html(text("methode_limites", monitoring=res.monitoring,
+                   finess=any("FINESS" in n for n in natures)))
 
 
 def methode_tracabilite(ctx) -> None:
