@@ -159,6 +159,7 @@ def run_tendances(ctx) -> pd.DataFrame:
     hist_all = hist if hist is not None else cib.ciblage_history(ctx.tables, ctx.rules, years, ctx.region)
     alerts = compute_alertes(ctx.tables, ctx.rules, ctx.annee, ctx.region, hist_all, suivi, shist, evols, years)
     _save(ctx, "alertes", alerts)
+    outputs.write_csv(alerts, Path(ctx.out_dir) / "alertes.csv")
     _meta(ctx, {"entonnoirs": funnels, "evolutions": sorted(evol), "comparaisons": comps})
     return tend
 

@@ -116,5 +116,9 @@ def render_docs(rules) -> str:
     lines += ["## Risques du ciblage", ""]
     lines += _table(["risque", "libellé", "règle", "ciblé quand"],
                     [[f"`{c}`", r.libelle, f"`{r.regle}`", _rule(rules, r)] for c, r in rules.risques.items()])
+    lines += ["", "## Signaux d'alerte", "", "Du plus grave au moins grave (ordre de la rubrique `alertes`).", ""]
+    lines += _table(["gravité", "signal", "type", "porte sur"],
+                    [[str(i), a.libelle, f"`{a.type}`", f"`{a.indicateur or a.risque or 'tous'}`"]
+                     for i, a in enumerate(rules.model.alertes, start=1)])
     lines.append("")
     return "\n".join(lines)
