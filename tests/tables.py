@@ -42,12 +42,6 @@ def table(name: str, rows: list[dict]) -> pd.DataFrame:
 
 def results_for(tables: dict, rules, annee: int, region: str, out_dir: Path):
     """Résultats d'une région calculés comme par les notebooks 02 à 04 (même code), puis relus."""
-    from types import SimpleNamespace
+    from analysis.indicators.results import compute_region
 
-    from analysis.indicators import results
-
-    ctx = SimpleNamespace(tables=tables, rules=rules, annee=int(annee), region=str(region), out_dir=Path(out_dir))
-    results.run_ciblage(ctx)
-    results.run_suivi(ctx)
-    results.run_tendances(ctx)
-    return results.load_results(out_dir)
+    return compute_region(tables, rules, annee, region, out_dir)

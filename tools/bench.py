@@ -543,10 +543,13 @@ def bench_fiches(work: Path, reps: int, froid: dict | None) -> dict:
     region = sorted(tables["etablissements"]["region"].dropna().unique().tolist())[0]
     label = region_label(region)
 
+    from analysis.indicators.results import compute_region
+
+    res = compute_region(tables, rules, annee, region, d / "resultats")  # ce que calculent les notebooks
     build_runs, data = [], None
     for _ in range(reps):
         t0 = time.perf_counter()
-        data = fiches_data.build_fiches(tables, rules, annee, region)
+        data = fiches_data.build_fiches(tables, rules, annee, region, res)
         build_runs.append(time.perf_counter() - t0)
     build_per_sheet = _median(build_runs) / len(data)
     step = max(1, len(data) // ECHANTILLON_FICHES)

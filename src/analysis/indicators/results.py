@@ -196,3 +196,15 @@ def load_results(out_dir: str | Path) -> Results:
         comparaisons=comps,
         alertes=rd("alertes") if (d / "alertes.parquet").is_file() else None,
     )
+
+
+def compute_region(tables: dict, rules, annee: int, region: str, out_dir: str | Path) -> Results:
+    """Les trois étapes (ciblage, suivi, tendances) hors notebooks, avec le même code, puis relues :
+    pour le banc et les tests (les rapports passent par les notebooks 02 à 04)."""
+    from types import SimpleNamespace
+
+    ctx = SimpleNamespace(tables=tables, rules=rules, annee=int(annee), region=str(region), out_dir=Path(out_dir))
+    run_ciblage(ctx)
+    run_suivi(ctx)
+    run_tendances(ctx)
+    return load_results(out_dir)
