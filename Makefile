@@ -28,6 +28,8 @@ help:
 	@echo "make test                                             lance les tests"
 	@echo "make bench                                            mesure les performances"
 	@echo "make clean                                            vide les caches (tables nettoyées, fiches déjà rendues)"
+	@echo "make lint                                             vérifie le code (ruff)"
+	@echo "make lock                                             régénère requirements.lock (uv, réseau requis)"
 
 $(STAMP): requirements.lock pyproject.toml
 	@echo "Création de l'environnement $(VENV) (première utilisation)…"
