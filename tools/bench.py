@@ -601,7 +601,8 @@ def bench_fiches(work: Path, reps: int, froid: dict | None) -> dict:
             pm.execute_notebook(
                 str(nb_src), str(out_nb), kernel_name=kernel, progress_bar=False, cwd=str(d),
                 parameters={"finess": finess, "region": region, "annee": int(annee),
-                            "processed_dir": str(prep.processed.resolve()), "rules": str(rules["_chemin"])},
+                            "processed_dir": str(prep.processed.resolve()),
+                            "rules": str((prep.processed / "regles" / rules.name).resolve())},
             )
             body, _ = exporter.from_notebook_node(nbformat.read(str(out_nb), as_version=4))
             HTML(string=body, base_url=str(d)).write_pdf(str(d / f"naif_{finess}.pdf"))

@@ -935,11 +935,11 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
             "region_demandee": params.region,
             "dossier_donnees": str(params.data_dir),
             "dossier_sortie": str(params.out_dir),
+            "fichier_regles": str(rules.path) if rules.path else None,
             "donnees_fictives": fictif,
         },
         "regles": {
             "fichier": rules.name,
-            "chemin": str(rules.path) if rules.path else None,
             "version": rules.version,
             "sha256": rules.sha256,
         },

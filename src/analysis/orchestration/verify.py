@@ -176,7 +176,8 @@ def verify_report(report_dir: Path, *, data_dir: Path | None = None, rules: Path
         raise InputError(
             f"Dossier des données d'entrée « {data} » introuvable : précisez-le (make verify … DATA=… ou --data)."
         )
-    rules_path = Path(rules) if rules else Path(manifest["regles"].get("fichier") or "")
+    recorded = params.get("fichier_regles") or manifest["regles"].get("fichier") or ""
+    rules_path = Path(rules) if rules else Path(recorded)
     if not rules_path.is_file():
         from ..rules.loader import DEFAULT_RULES
 
