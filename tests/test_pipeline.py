@@ -311,8 +311,7 @@ def test_damaged_processed_cache_is_rewritten_and_force_ignores_it(built):
 def test_rows_of_other_regions_counted_per_file(built):
     """La qualité des données d'un rapport régional dit combien de lignes acceptées de chaque fichier
     concernent d'autres régions (ici 690000001, région 84)."""
-    from analysis.publishing.report import rows_of_other_regions
-    from analysis.reading.cleaning import read_processed
+    from analysis.reading.cleaning import read_processed, rows_of_other_regions
 
     tmp = built[0]
     [entry] = [p for p in (tmp / "processed").iterdir() if p.is_dir() and not p.name.startswith(".")]

@@ -32,6 +32,7 @@ class Context:
     warnings: list[str] = field(default_factory=list)
     absent_sources: list[str] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)
+    other_region_rows: dict = field(default_factory=dict)  # lignes acceptées par fichier, autres régions
 
     @property
     def region_label(self) -> str:
@@ -66,16 +67,21 @@ def load_context(
     rules_dict = load_rules(rules or None)
     if not processed_dir:
         # Notebook run on its own (outside ``make report``): read the raw folder directly.
-        from ..reading.cleaning import clean_folder
+        from ..reading.cleaning import clean_folder, region_finess, rows_of_other_regions
 
         res = clean_folder(data_dir, rules_dict)
+        other = rows_of_other_regions(res.tables, region_finess(res.tables["etablissements"], str(region)))
         pdir = Path(data_dir)
         tables, files, rejects = res.tables, res.files_frame(), res.rejects
         lecture = {"avertissements": res.warnings, "sources_absentes": res.absent_sources,
                    "fichiers_ignores": res.ignored_files}
     else:
+        from ..reading.cleaning import processed_columns, region_finess, rows_of_other_regions
+
         pdir = Path(processed_dir)
-        tables = read_processed(pdir)
+        tables = read_processed(pdir, str(region))  # lignes de la région seulement
+        other = rows_of_other_regions(processed_columns(pdir, ["_fichier", "finess_geo"]),
+                                      region_finess(tables["etablissements"], str(region)))
         lecture = {}
         if (pdir / "lecture.json").is_file():
             lecture = json.loads((pdir / "lecture.json").read_text(encoding="utf-8"))
@@ -96,4 +102,5 @@ def load_context(
         warnings=lecture.get("avertissements", []),
         absent_sources=lecture.get("sources_absentes", []),
         ignored_files=lecture.get("fichiers_ignores", []),
+        other_region_rows=other,
     )

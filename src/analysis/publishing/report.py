@@ -526,16 +526,6 @@ def experience_patient(ctx, res) -> None:
 # Qualité des données (présentation commune au notebook 01 et au rapport)
 
 
-def rows_of_other_regions(tables: dict, region_finess: set) -> dict[str, int]:
-    """Par fichier, lignes acceptées qui concernent des établissements hors de la région du rapport."""
-    other: dict[str, int] = {}
-    for df in tables.values():
-        if "_fichier" in df.columns and "finess_geo" in df.columns:
-            for name, n in df.loc[~df["finess_geo"].isin(region_finess), "_fichier"].value_counts().items():
-                other[str(name)] = other.get(str(name), 0) + int(n)
-    return other
-
-
 def qualite_fichiers(ctx) -> None:
     f = ctx.files.copy()
     if f.empty:
@@ -543,7 +533,7 @@ def qualite_fichiers(ctx) -> None:
         return
     f["encodage"] = f["encodage"].replace({"xlsx": "classeur XLSX"})
     f["source"] = [ctx.rules.label("source", s) for s in f["source"]]
-    other = rows_of_other_regions(ctx.tables, set(ctx.etablissements["finess_geo"]))
+    other = ctx.other_region_rows
     f["autres_regions"] = [other.get(str(x), 0) for x in f["fichier"]]
     cols = ["lignes_lues", "acceptees", "autres_regions", "rejetees", "doublons_fusionnes", "hors_referentiel",
             "sans_objet", "reparees"]

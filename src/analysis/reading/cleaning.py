@@ -605,9 +605,49 @@ def write_processed(result: CleanResult, dest: Path) -> None:
     result.files_frame().to_parquet(dest / "fichiers.parquet", index=False)
 
 
-def read_processed(src: Path) -> dict[str, pd.DataFrame]:
+def read_processed(src: Path, region: str | None = None) -> dict[str, pd.DataFrame]:
+    """Tables nettoyées de ``src`` ; avec ``region``, seulement les lignes des établissements de cette
+    région (lecture filtrée par pyarrow : un rapport régional ne charge pas les tables nationales)."""
     tables = {}
+    finess = None
+    etab_path = src / "etablissements.parquet"
+    if region is not None and etab_path.is_file():
+        finess = sorted(region_finess(pd.read_parquet(etab_path), region))
     for p in sorted(src.glob("*.parquet")):
-        if p.stem not in ("rejets", "fichiers"):
-            tables[p.stem] = pd.read_parquet(p)
+        if p.stem in ("rejets", "fichiers"):
+            continue
+        if finess is not None and p.stem != "etablissements":
+            import pyarrow.parquet as pq
+
+            if "finess_geo" in pq.read_schema(p).names:
+                tables[p.stem] = pd.read_parquet(p, filters=[("finess_geo", "in", finess)]).reset_index(drop=True)
+                continue
+        tables[p.stem] = pd.read_parquet(p)
     return tables
+
+
+def region_finess(etablissements: pd.DataFrame, region: str) -> set[str]:
+    return set(etablissements.loc[etablissements["region"].astype("string") == str(region), "finess_geo"]
+               .dropna().astype(str))
+
+
+def rows_of_other_regions(tables: dict, own: set) -> dict[str, int]:
+    """Par fichier d'entrée, lignes acceptées qui concernent des établissements hors de ``own``
+    (la région du rapport) : elles servent aux rapports des autres régions."""
+    out: dict[str, int] = {}
+    for df in tables.values():
+        if "_fichier" in df.columns and "finess_geo" in df.columns:
+            for name, n in df.loc[~df["finess_geo"].astype(str).isin(own), "_fichier"].value_counts().items():
+                out[str(name)] = out.get(str(name), 0) + int(n)
+    return out
+
+
+def processed_columns(src: Path, columns: list[str]) -> dict[str, pd.DataFrame]:
+    """Quelques colonnes de chaque table nettoyée de ``src`` (celles qui les ont)."""
+    import pyarrow.parquet as pq
+
+    out = {}
+    for p in sorted(src.glob("*.parquet")):
+        if p.stem not in ("rejets", "fichiers") and set(columns) <= set(pq.read_schema(p).names):
+            out[p.stem] = pd.read_parquet(p, columns=columns)
+    return out
