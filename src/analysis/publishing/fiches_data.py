@@ -12,7 +12,6 @@ from __future__ import annotations
 import pandas as pd
 
 from ..indicators.engine import region_establishments
-from ..indicators.suivi import display_value
 from .fmt import is_missing
 
 HISTORY_YEARS = 3
@@ -144,4 +143,4 @@ def build_fiches(tables: dict, rules, annee: int, region: str, results) -> list[
     return out
 
 
-__all__ = ["build_fiches", "display_value"]
+__all__ = ["build_fiches"]
