@@ -12,7 +12,6 @@ d'un rapport publié par une version antérieure (qui les gardait) sont comparé
 
 from __future__ import annotations
 
-import hashlib
 import json
 import shutil
 import sys
@@ -20,7 +19,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..reading.readers import InputError
+from ..reading.readers import InputError, sha256_file
 
 __all__ = ["Verification", "verify_report", "normalized_notebook"]
 
@@ -37,14 +36,6 @@ class Verification:
     @property
     def identical(self) -> bool:
         return not self.differences
-
-
-def _sha(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def normalized_notebook(path: Path) -> str:
@@ -79,16 +70,16 @@ def _check_inputs(manifest: dict, data_dir: Path, rules_path: Path, res: Verific
         p = data_dir / name
         if not p.is_file():
             res.differences.append(f"fichier d'entrée absent : {name} (présent à la publication)")
-        elif _sha(p) != sha:
+        elif sha256_file(p) != sha:
             res.differences.append(
-                f"fichier d'entrée modifié : {name} (empreinte SHA-256 publiée {_short(sha)}, actuelle {_short(_sha(p))})"
+                f"fichier d'entrée modifié : {name} (empreinte SHA-256 publiée {_short(sha)}, actuelle {_short(sha256_file(p))})"
             )
     ignored = set(manifest.get("fichiers_ignores") or [])
     for p in sorted(data_dir.iterdir()):
         if (p.is_file() and p.suffix.lower() in INPUT_SUFFIXES and p.name not in published
                 and p.name not in ignored and p.name != FICTIF_MARKER):
             res.differences.append(f"fichier d'entrée nouveau : {p.name} (absent à la publication)")
-    sha_rules = _sha(rules_path)
+    sha_rules = sha256_file(rules_path)
     if sha_rules != manifest["regles"]["sha256"]:
         res.differences.append(
             f"fichier de règles modifié : {rules_path.name} (empreinte SHA-256 publiée "
@@ -126,12 +117,12 @@ def _compare_outputs(manifest: dict, report_dir: Path, rerun: Path, res: Verific
             res.differences.append(f"sortie absente de la nouvelle exécution : {name}")
             continue
         res.compared += 1
-        if _sha(p) == sha:
+        if sha256_file(p) == sha:
             continue
         if name.startswith("notebooks/") and name.endswith(".ipynb"):
             # rapport publié par une version qui gardait dates et dossiers dans les notebooks
             old = report_dir / name
-            if old.is_file() and _sha(old) == sha and normalized_notebook(old) == normalized_notebook(p):
+            if old.is_file() and sha256_file(old) == sha and normalized_notebook(old) == normalized_notebook(p):
                 continue
             res.differences.append(f"notebook exécuté différent : {name}")
         else:

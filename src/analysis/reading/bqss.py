@@ -34,7 +34,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .readers import FILE_COL, LINE_COL, RawTable, normalize_name
+from .readers import FILE_COL, LINE_COL, RawTable, first_line, normalize_name
 
 KIND_VALEUR = "has_bqss_valeur"
 KIND_META = "has_bqss_metadata"
@@ -50,14 +50,10 @@ def _fmt(n: int) -> str:
 
 def sniff_valeur(path: Path) -> bool:
     """``path`` a-t-il l'en-tête de ``valeur.csv`` (sans lire le reste) ?"""
-    if path.suffix.lower() not in (".csv", ".txt"):
+    line = first_line(path, 4096)
+    if line is None:
         return False
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(4096)
-    except OSError:
-        return False
-    first = head.split(b"\n", 1)[0].rstrip(b"\r").decode("utf-8", "replace").lstrip("\ufeff")
+    first = line.decode("utf-8", "replace").lstrip("\ufeff")
     cols = [normalize_name(c.strip().strip('"')) for c in first.split(",")]
     return set(VALEUR_COLS) <= set(cols)
 

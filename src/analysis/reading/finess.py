@@ -36,7 +36,7 @@ from typing import Callable
 
 import pandas as pd
 
-from .readers import FILE_COL, LINE_COL, RawTable
+from .readers import FILE_COL, LINE_COL, RawTable, first_line
 from .regions import region_of_departement
 
 KIND = "finess_extrait"
@@ -68,16 +68,9 @@ def _fmt(n: int) -> str:
 
 def sniff(path: Path) -> str | None:
     """Date d'extraction (``AAAA-MM-JJ``) si ``path`` a la première ligne d'un extrait FINESS."""
-    if path.suffix.lower() not in (".csv", ".txt"):
+    first = first_line(path, 256)
+    if first is None:
         return None
-    try:
-        with open(path, "rb") as fh:
-            head = fh.read(256)
-    except OSError:
-        return None
-    if head.startswith(b"\xef\xbb\xbf"):
-        head = head[3:]
-    first = head.split(b"\n", 1)[0].rstrip(b"\r")
     m = _HEADER.match(first.decode("latin-1"))
     return m.group(2) if m else None
 

@@ -50,6 +50,22 @@ def normalize_name(name: object) -> str:
     return text
 
 
+def first_line(path: Path, size: int = 4096) -> bytes | None:
+    """Première ligne d'un fichier texte (``size`` premiers octets au plus, sans BOM ni fin de ligne),
+    sans lire le reste ; ``None`` si ce n'est pas un CSV/TXT lisible. Sert à reconnaître un fichier
+    officiel par son en-tête."""
+    if path.suffix.lower() not in (".csv", ".txt"):
+        return None
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(size)
+    except OSError:
+        return None
+    if head.startswith(b"\xef\xbb\xbf"):
+        head = head[3:]
+    return head.split(b"\n", 1)[0].rstrip(b"\r")
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
