@@ -182,6 +182,12 @@ def test_undeclared_column_stops_with_key_path(tmp_path):
      "engagements.prevention_ias.indicateurs.taux_vaccination_grippe.source"),
     (lambda r: r["sources"]["vaccination"]["controles"][0].update(condition="vaccines <= agents"),
      "sources.vaccination"),
+    (lambda r: r["referentiel_finess"]["statut"]["codesph"].update({"1": "publique"}),
+     "referentiel_finess.statut.codesph.1"),
+    (lambda r: r["bqss"]["qls"]["selection"].update(acronyme="^qls($"), "bqss.qls.selection"),
+    (lambda r: r["bqss"]["certification_v2014"]["niveaux"].update({5: "Z"}), "bqss.certification_v2014.niveaux.5"),
+    (lambda r: r["alertes"].append({"type": "degradation_ifaq", "indicateur": "signalements", "libelle": "x"}),
+     "alertes[6].indicateur"),
 ])
 def test_rules_errors_name_the_key_path(tmp_path, change, path):
     bad = extended_rules(tmp_path / "regles.yml", change)

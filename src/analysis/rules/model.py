@@ -306,6 +306,58 @@ class Alerte(_Strict):
     risque: str | None = None
 
 
+# --------------------------------------------------------------------------------------------
+# Fichiers officiels : extrait FINESS et BQSS (sélection des clés par expressions régulières)
+
+
+def _regex_map(v: Any) -> Any:
+    import re
+
+    if isinstance(v, dict):
+        for k, pattern in v.items():
+            try:
+                re.compile(str(pattern))
+            except re.error as exc:
+                raise ValueError(f"expression régulière invalide pour « {k} » : {pattern!r} ({exc})") from None
+    return v
+
+
+Selection = Annotated[dict[str, str], BeforeValidator(_regex_map)]
+
+
+class ReferentielFiness(_Strict):
+    categories_retenues: dict[str, str | None]
+    statut: dict[Literal["codesph", "codemft"], dict[str, str]] = {}
+
+
+class BqssCertificationV2014(_Strict):
+    niveau: Selection
+    date: Selection
+    niveaux: dict[int, str]
+
+
+class BqssCertificationV2021(_Strict):
+    decision: Selection
+    date: Selection
+
+
+class BqssEsatis(_Strict):
+    secteur: str
+    selection: Selection
+
+
+class BqssQls(_Strict):
+    selection: Selection
+    roles: dict[Literal["score", "ic_bas", "ic_haut", "n_dossiers"], Selection]
+
+
+class Bqss(_Strict):
+    certification_v2014: BqssCertificationV2014 | None = None
+    certification_v2021: BqssCertificationV2021 | None = None
+    esatis: list[BqssEsatis] = []
+    qls: BqssQls | None = None
+
+
 class Statistiques(_Strict):
     niveau_confiance: float = Field(0.95, gt=0, lt=1)
     reference_position: float | None = None
@@ -333,8 +385,8 @@ class RulesModel(_Strict):
     alertes: list[Alerte] = []
     statistiques: Statistiques = Statistiques()
     esatis: Esatis = Esatis()
-    referentiel_finess: dict[str, Any] | None = None  # extrait FINESS (analysis.reading.finess)
-    bqss: dict[str, Any] | None = None  # sélection des clés de la BQSS (analysis.reading.bqss)
+    referentiel_finess: ReferentielFiness | None = None  # extrait FINESS (analysis.reading.finess)
+    bqss: Bqss | None = None  # sélection des clés de la BQSS (analysis.reading.bqss)
 
     @model_validator(mode="after")
     def _cross(self):
@@ -371,6 +423,22 @@ class RulesModel(_Strict):
                 for sp in ind.specificites_exclues:
                     if spec and sp not in spec:
                         errors.append((f"{path}.specificites_exclues", f"spécificité inconnue « {sp} »"))
+        statuts = set((etab.colonnes["statut"].valeurs or []) if etab and "statut" in etab.colonnes else [])
+        if self.referentiel_finess is not None and statuts:
+            for nomenclature, table in self.referentiel_finess.statut.items():
+                for code, value in table.items():
+                    if value not in statuts:
+                        errors.append((f"referentiel_finess.statut.{nomenclature}.{code}",
+                                       f"statut inconnu « {value} » (attendu : {', '.join(sorted(statuts))})"))
+        levels = set()
+        cert = self.sources.get("certification")
+        if cert is not None and "niveau" in cert.colonnes:
+            levels = set(cert.colonnes["niveau"].valeurs or [])
+        if self.bqss is not None and self.bqss.certification_v2014 is not None and levels:
+            for k, v in self.bqss.certification_v2014.niveaux.items():
+                if v not in levels:
+                    errors.append((f"bqss.certification_v2014.niveaux.{k}",
+                                   f"niveau inconnu « {v} » (attendu : {', '.join(sorted(levels))})"))
         codes = self.indicator_codes()
         for rcode, r in self.ciblage.items():
             path = f"ciblage.{rcode}"
@@ -456,7 +524,7 @@ class Rules:
         if section not in ("referentiel_finess", "bqss"):
             raise KeyError(f"rubrique non exposée en dictionnaire : {section}")
         value = getattr(self.model, section)
-        return default if value is None else value
+        return default if value is None else value.model_dump(exclude_none=True)
 
     @property
     def source_specs(self):
