@@ -66,6 +66,15 @@ def first_line(path: Path, size: int = 4096) -> bytes | None:
     return head.split(b"\n", 1)[0].rstrip(b"\r")
 
 
+def _header(cells) -> tuple[list[str], list[str]]:
+    """En-tête tel qu'écrit et normalisé ; les cellules vides de fin de ligne (séparateur final en
+    CSV, colonnes vides en XLSX) sont ignorées."""
+    original = list(cells)
+    while original and not original[-1]:
+        original.pop()
+    return original, [normalize_name(h) for h in original]
+
+
 def sha256_file(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
@@ -371,11 +380,8 @@ def read_csv_text(path: Path) -> RawTable:
         raise InputError(
             f"Le fichier « {path.name} » est illisible : la ligne d'en-tête contient un guillemet mal placé."
         ) from exc
-    original = [h.replace("\ufeff", "").strip() for h in header]
-    # trailing empty header cells (a separator at the end of the line) are ignored, as in XLSX
-    while original and not original[-1]:
-        original.pop()
-    norm = _dedupe_headers([normalize_name(h) for h in original], path)
+    original, norm = _header(h.replace("\ufeff", "").strip() for h in header)
+    norm = _dedupe_headers(norm, path)
     ncol = len(norm)
     malformed: list[tuple[int, str, str, str]] = []
     joined: list[int] = []
@@ -525,11 +531,8 @@ def read_xlsx(path: Path, sheet: str | None = None) -> RawTable:
             break
     if header is None:
         raise InputError(f"Le fichier « {path.name} » (feuille « {title} ») est vide.")
-    original = [_cell_to_str(getattr(h, "value", None)) for h in header]
-    # trailing empty header cells are ignored
-    while original and not original[-1]:
-        original.pop()
-    norm = _dedupe_headers([normalize_name(h) for h in original], path)
+    original, norm = _header(_cell_to_str(getattr(h, "value", None)) for h in header)
+    norm = _dedupe_headers(norm, path)
     ncol = len(norm)
 
     cell_issues: list[tuple[int, str, str, str]] = []
