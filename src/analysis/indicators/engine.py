@@ -29,6 +29,7 @@ Ajouter un ``calcul`` : une fonction ``_observe_<calcul>`` ici, son nom dans ``C
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Iterable
 
 import numpy as np
@@ -69,17 +70,19 @@ def empty_obs() -> pd.DataFrame:
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    out = pd.DataFrame(index=df.index)
+    # colonnes typées une à une puis assemblées en une fois (l'insertion colonne par colonne dans
+    # un DataFrame coûtait la moitié du calcul des observations)
+    cols = {}
     for c, t in OBS_COLUMNS.items():
         if c not in df.columns:
-            out[c] = pd.Series(pd.NA if t != "datetime64[ns]" else pd.NaT, index=df.index, dtype=t)
+            cols[c] = pd.Series(pd.NA if t != "datetime64[ns]" else pd.NaT, index=df.index, dtype=t)
         elif t == "string":
-            out[c] = df[c].astype("object").where(df[c].notna(), None).astype("string")
+            cols[c] = df[c].astype("object").where(df[c].notna(), None).astype("string")
         elif t == "datetime64[ns]":
-            out[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
+            cols[c] = pd.to_datetime(df[c]).astype("datetime64[ns]")
         else:
-            out[c] = pd.to_numeric(df[c], errors="coerce").astype(t)
-    return out.reset_index(drop=True)
+            cols[c] = pd.to_numeric(df[c], errors="coerce").astype(t)
+    return pd.DataFrame(cols, index=df.index).reset_index(drop=True)
 
 
 def source_rows(data: dict, name: str, finess: Iterable[str] | None = None) -> pd.DataFrame | None:
@@ -230,12 +233,8 @@ _OBSERVERS = {
 }
 
 
-def observe(data: dict, rules: Rules, code: str, annee: int, finess: Iterable[str] | None = None) -> pd.DataFrame:
-    """Observations de l'indicateur déclaré ``code`` en N (une ligne par établissement et valeur de ``par``)."""
+def _observe_all(df: pd.DataFrame, rules: Rules, code: str, annee: int) -> pd.DataFrame:
     ind = rules.indicator(code)
-    df = source_rows(data, ind.source, finess)
-    if df is None or df.empty:
-        return empty_obs()
     out = _OBSERVERS[ind.calcul](df, ind, int(annee), rules)
     if out is None or out.empty:
         return empty_obs()
@@ -243,6 +242,40 @@ def observe(data: dict, rules: Rules, code: str, annee: int, finess: Iterable[st
     out["par_valeur"] = out[ind.par].astype("string") if ind.par else pd.NA
     out["indicateur"] = code_of(code, ind, out["par_valeur"]) if ind.par else code
     return _typed(out).sort_values(["finess_geo", "indicateur"], kind="mergesort").reset_index(drop=True)
+
+
+#: observations déjà calculées, par table source (tant qu'elle existe) puis (règles, code, année) :
+#: le ciblage, le suivi (année N, veille, historique), les tendances et les alertes observent
+#: souvent le même indicateur la même année (138 observations, 56 distinctes sur la démonstration)
+_MEMO: dict[int, dict] = {}
+
+
+def _memo_for(df: pd.DataFrame) -> dict:
+    key = id(df)
+    memo = _MEMO.get(key)
+    if memo is None:
+        memo = _MEMO[key] = {}
+        weakref.finalize(df, _MEMO.pop, key, None)  # oublié avec la table (son id peut resservir)
+    return memo
+
+
+def observe(data: dict, rules: Rules, code: str, annee: int, finess: Iterable[str] | None = None) -> pd.DataFrame:
+    """Observations de l'indicateur déclaré ``code`` en N (une ligne par établissement et valeur de ``par``).
+
+    Chaque ligne ne dépend que des lignes de son établissement : l'indicateur est observé une fois
+    pour tous les établissements de la table source (mémorisé), puis restreint à ``finess``."""
+    ind = rules.indicator(code)
+    df = data.get(ind.source) if data is not None else None
+    if df is None or df.empty:
+        return empty_obs()
+    memo = _memo_for(df)
+    key = (id(rules), rules.sha256, code, int(annee))
+    if key not in memo:
+        memo[key] = _observe_all(source_rows(data, ind.source), rules, code, annee)
+    out = memo[key]
+    if finess is not None:
+        out = out.loc[out["finess_geo"].isin(pd.Index(finess))]
+    return out.reset_index(drop=True)
 
 
 # --------------------------------------------------------------------------------------------

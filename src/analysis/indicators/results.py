@@ -1,14 +1,16 @@
-"""Résultats d'une région, calculés une fois par le notebook de leur étape et conservés typés.
+"""Résultats d'une région, calculés une fois et conservés typés (``<rapport>/resultats/``).
 
-- notebook 02 (ciblage) : :func:`run_ciblage` -> ``ciblage.csv`` + ``resultats/ciblage*.parquet``
+- ciblage : :func:`run_ciblage` -> ``ciblage.csv`` + ``resultats/ciblage*.parquet``
   (année N, historique, entrées et sorties, taux régionaux) ;
-- notebook 03 (suivi) : :func:`run_suivi` -> ``suivi_engagements.csv`` + ``resultats/suivi*.parquet``
+- suivi : :func:`run_suivi` -> ``suivi_engagements.csv`` + ``resultats/suivi*.parquet``
   (année N ; en veille pour les fiches : année N et trois années précédentes) ;
-- notebook 04 (tendances) : :func:`run_tendances` -> ``tendances.csv`` + ``resultats/tendances.parquet``,
-  évolutions, entonnoirs, comparaisons ciblés / non ciblés.
+- tendances : :func:`run_tendances` -> ``tendances.csv`` + ``resultats/tendances.parquet``,
+  évolutions, entonnoirs, comparaisons ciblés / non ciblés, signaux d'alerte.
 
-Le notebook du rapport, les fiches et le classeur relisent ces résultats (:func:`load_results`) et ne
-recalculent rien.
+``make report`` calcule ces étapes une fois (:func:`ensure_results`), sur les tables que lisent les
+notebooks, pendant que le noyau exécute le notebook de la qualité des données ; les notebooks 02 à
+05, les fiches et le classeur relisent ces résultats (:func:`load_results`) et ne recalculent rien.
+Un notebook lancé seul calcule ce qui manque, avec le même code.
 """
 
 from __future__ import annotations
@@ -198,13 +200,26 @@ def load_results(out_dir: str | Path) -> Results:
     )
 
 
+#: étapes, dans l'ordre (chacune relit ce que les précédentes ont écrit), et la clé de ``meta.json``
+#: qui dit qu'elle est faite
+STAGES = (("annees", run_ciblage), ("mode_veille", run_suivi), ("entonnoirs", run_tendances))
+
+
+def ensure_results(ctx) -> Results:
+    """Calcule les étapes qui manquent dans ``<out_dir>/resultats`` (aucune si elles sont faites),
+    puis relit les résultats : ``make report`` les calcule ainsi une fois, avant les notebooks ;
+    un notebook lancé seul calcule ce qui manque."""
+    d = Path(ctx.out_dir) / RESULTS_DIR
+    done = json.loads((d / "meta.json").read_text(encoding="utf-8")) if (d / "meta.json").is_file() else {}
+    for key, stage in STAGES:
+        if key not in done:
+            stage(ctx)
+    return load_results(ctx.out_dir)
+
+
 def compute_region(tables: dict, rules, annee: int, region: str, out_dir: str | Path) -> Results:
-    """Les trois étapes (ciblage, suivi, tendances) hors notebooks, avec le même code, puis relues :
-    pour le banc et les tests (les rapports passent par les notebooks 02 à 04)."""
+    """Les étapes sur des tables déjà chargées (banc et tests), avec le même code que les rapports."""
     from types import SimpleNamespace
 
     ctx = SimpleNamespace(tables=tables, rules=rules, annee=int(annee), region=str(region), out_dir=Path(out_dir))
-    run_ciblage(ctx)
-    run_suivi(ctx)
-    run_tendances(ctx)
-    return load_results(out_dir)
+    return ensure_results(ctx)

@@ -339,16 +339,16 @@ def _indicator_rows(data, rules, annee, engagement, code, ind, fol, etabs) -> pd
 
 
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
-    df = df.copy()
+    cols = {}
     for c in df.columns:
         t = _DTYPES.get(c)
         if t is None:
-            continue
-        if t == "string":
-            df[c] = df[c].astype("object").where(df[c].notna(), None).astype("string")
+            cols[c] = df[c]
+        elif t == "string":
+            cols[c] = df[c].astype("object").where(df[c].notna(), None).astype("string")
         else:
-            df[c] = pd.to_numeric(df[c], errors="coerce").astype(t)
-    return df
+            cols[c] = pd.to_numeric(df[c], errors="coerce").astype(t)
+    return pd.DataFrame(cols, index=df.index)
 
 
 def _empty_suivi() -> pd.DataFrame:

@@ -44,20 +44,12 @@ class Context:
         return e[e["region"] == self.region]
 
     def results(self):
-        """Résultats de la région déjà calculés par les notebooks 02 à 04 (jamais recalculés).
+        """Résultats de la région, déjà calculés par ``make report`` (jamais recalculés).
 
-        Notebook lancé seul (sans les précédents) : les étapes manquantes sont calculées ici, une fois."""
+        Notebook lancé seul : les étapes manquantes sont calculées ici, une fois."""
         from ..indicators import results as R
 
-        meta = self.out_dir / R.RESULTS_DIR / "meta.json"
-        done = json.loads(meta.read_text(encoding="utf-8")) if meta.is_file() else {}
-        if "annees" not in done:
-            R.run_ciblage(self)
-        if "mode_veille" not in done:
-            R.run_suivi(self)
-        if "entonnoirs" not in done:
-            R.run_tendances(self)
-        return R.load_results(self.out_dir)
+        return R.ensure_results(self)
 
 
 def load_context(

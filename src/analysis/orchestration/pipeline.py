@@ -297,11 +297,20 @@ def _register_shared_engine() -> str:
                 stdout_file=stdout_file,
                 stderr_file=stderr_file,
             )
+            kc = final_kwargs.pop("kc", None)
             client = PapermillNotebookClient(nb_man, **final_kwargs)
+            # client du noyau partagé, prêt une fois pour toutes : nbclient en créerait un par
+            # notebook et attendrait à chaque fois qu'il soit prêt (0,2 s d'attente fixe chacun)
+            client.kc = kc
+            # Papermill réécrit le notebook entier au début et à la fin de chaque cellule (85 fois
+            # pour le rapport : plus d'une seconde de sérialisation, noyau à l'arrêt) : écrit une
+            # seule fois ici, à la fin (``notebook_complete``), y compris en cas d'échec.
+            output_path, nb_man.output_path = nb_man.output_path, None
             try:
                 return client.execute()
             finally:
-                if client.kc is not None:
+                nb_man.output_path = output_path
+                if kc is None and client.kc is not None:
                     client.kc.stop_channels()
 
     papermill_engines.register(SHARED_ENGINE, SharedKernelEngine)
@@ -327,6 +336,7 @@ class NotebookKernel:
     def __init__(self) -> None:
         self.km = None
         self._kc = None
+        self.client = None  # client asynchrone prêt, passé à nbclient pour chaque notebook
         self._ready = False
 
     def start(self) -> "NotebookKernel":
@@ -346,7 +356,12 @@ class NotebookKernel:
         if self.km is None:
             self.start()
         if not self._ready:
+            from jupyter_core.utils import run_sync
+
             self._kc.wait_for_ready(timeout=120)
+            self.client = self.km.client()
+            self.client.start_channels()
+            run_sync(self.client.wait_for_ready)(timeout=120)
             self._ready = True
         code = (
             f"__import__('os').chdir({str(cwd)!r})\n"
@@ -362,9 +377,10 @@ class NotebookKernel:
     def stop(self) -> None:
         from jupyter_core.utils import run_sync
 
-        if self._kc is not None:
-            self._kc.stop_channels()
-            self._kc = None
+        for client in (self._kc, self.client):
+            if client is not None:
+                client.stop_channels()
+        self._kc = self.client = None
         if self.km is not None:
             try:
                 # a kernel never used (e.g. invalid inputs) is still importing: stopped at once,
@@ -393,7 +409,7 @@ def run_notebook(name: str, out_path: Path, parameters: dict, cwd: Path,
     extra: dict = {}
     if kernel is not None:
         kernel.reset(cwd)
-        extra = {"engine_name": _register_shared_engine(), "km": kernel.km}
+        extra = {"engine_name": _register_shared_engine(), "km": kernel.km, "kc": kernel.client}
     try:
         pm.execute_notebook(
             str(NOTEBOOKS_DIR / name),
@@ -665,6 +681,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     processus des fiches, créés avant tout noyau ; les fiches sont alors rendues pendant que les
     notebooks s'exécutent (sinon un pool est créé ici quand ``params.jobs > 1``).
     """
+    import concurrent.futures
     import contextlib
 
     from ..publishing import outputs
@@ -697,15 +714,24 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 "fictif": bool(prep.fictif),
             }
             outputs.write_csv(result.rejects, tmp / "rejets.csv")
+            # Résultats de la région (ciblage, suivi, tendances, alertes) calculés une fois, ici, sur
+            # les tables que lisent les notebooks, pendant que le noyau exécute le notebook 01 (qui
+            # n'en a pas besoin) ; les notebooks 02 à 05, les fiches et le classeur les relisent.
+            computing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resultats")
+            stack.callback(computing.shutdown, wait=True)
+            pending = computing.submit(_compute_results, nb_params)
             finish_fiches = None
             for i, nb in enumerate(NOTEBOOKS, start=1):
+                if pending is not None and nb != NOTEBOOKS[0]:
+                    with progress.timed("resultats_attente"):
+                        _results_or_notebooks(pending, tmp)
+                    pending = None
+                    if params.fiches:  # rendues en arrière-plan pendant les notebooks 02 à 05
+                        finish_fiches = _start_fiches(tmp, result.tables, rules, annee, region, prep.fictif,
+                                                      params, progress, pool)
                 progress.say(f"[{region}] Notebook {i}/{len(NOTEBOOKS)} : {nb}…")
                 with progress.timed("notebooks"):
                     run_notebook(nb, tmp / "notebooks" / nb, nb_params, cwd=tmp, kernel=kernel)
-                if nb == NOTEBOOKS[3] and params.fiches:
-                    # les fiches relisent les résultats des notebooks 02 à 04 ; rendues pendant le rapport
-                    finish_fiches = _start_fiches(tmp, result.tables, rules, annee, region, prep.fictif,
-                                                  params, progress, pool)
             if release_kernel:
                 kernel.stop()
             from .journal import strip_machine_details
@@ -729,6 +755,31 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
         if k != "lecture":
             outer.timings[k] = outer.timings.get(k, 0.0) + v
     return final
+
+
+def _compute_results(nb_params: dict) -> float:
+    """Les étapes de résultats de la région, dans le dossier du rapport en construction, sur le
+    même contexte que les notebooks (:func:`analysis.orchestration.context.load_context`)."""
+    from ..indicators.results import ensure_results
+    from .context import load_context
+
+    t0 = time.perf_counter()
+    ctx = load_context(nb_params["annee"], nb_params["region"], nb_params["processed_dir"],
+                       nb_params["out_dir"], nb_params["rules"], nb_params["data_dir"], nb_params["fictif"])
+    ensure_results(ctx)
+    return time.perf_counter() - t0
+
+
+def _results_or_notebooks(pending, tmp: Path) -> None:
+    """Attend les résultats. S'ils n'ont pas pu être calculés, les résultats partiels sont effacés
+    et les notebooks les calculent eux-mêmes (``ctx.results()``) : l'erreur apparaît alors dans le
+    notebook concerné, gardé pour diagnostic comme tout notebook en échec."""
+    from ..indicators.results import RESULTS_DIR
+
+    try:
+        pending.result()
+    except Exception:  # noqa: BLE001 - refait (et signalé) dans le notebook 02, 03 ou 04
+        shutil.rmtree(tmp / RESULTS_DIR, ignore_errors=True)
 
 
 _WORKER: dict = {}

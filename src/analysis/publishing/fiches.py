@@ -829,11 +829,15 @@ def _ordered(fiches: list[dict], out_dir: Path, annee: int, check: bool = True) 
     return ordered
 
 
-#: priorité abaissée des processus de fiches qui tournent pendant les notebooks (``nice``)
-BACKGROUND_NICE = 10
+#: priorité abaissée des processus de fiches qui tournent pendant les notebooks (``nice``) : la
+#: plus basse, pour qu'ils ne prennent que le temps de processeur que le noyau et le rapport laissent
+BACKGROUND_NICE = 19
 
 
 def _background_worker() -> None:
+    # un fil de calcul par processus de fiches : le compilateur Typst en lancerait sinon un par cœur
+    # dans chaque processus (rayon), qui disputeraient les cœurs aux notebooks et au rapport
+    os.environ["RAYON_NUM_THREADS"] = "1"
     try:
         os.nice(BACKGROUND_NICE)
     except (AttributeError, OSError):  # pragma: no cover - Windows

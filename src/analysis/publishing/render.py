@@ -251,6 +251,9 @@ def _exporter():
         exclude_output_prompt=True,
         embed_images=True,
         sanitize_html=False,
+        # notebook validé une fois, après tous les préprocesseurs, et non après chacun : nbformat
+        # recompile son schéma à chaque validation « relax_add_props » (0,35 s sur le rapport)
+        optimistic_validation=True,
     )
     tag_remove = TagRemovePreprocessor(
         remove_cell_tags={"remove_cell"},

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import functools
 import hashlib
 import re
 import unicodedata
@@ -39,7 +40,12 @@ class InputError(Exception):
 
 def normalize_name(name: object) -> str:
     """``FINESS géo`` → ``finess_geo`` ; ``Raison sociale`` → ``raison_sociale``."""
-    text = "" if name is None else str(name)
+    return _normalize_text("" if name is None else str(name))
+
+
+@functools.lru_cache(maxsize=8192)
+def _normalize_text(text: str) -> str:
+    # mémorisé : appelé des dizaines de milliers de fois sur les mêmes codes (libellés, suffixes)
     text = text.replace("\ufeff", "").strip()
     text = unicodedata.normalize("NFKD", text)
     text = "".join(ch for ch in text if not unicodedata.combining(ch))
