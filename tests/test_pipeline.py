@@ -318,3 +318,65 @@ def test_rows_of_other_regions_counted_per_file(built):
     other = rows_of_other_regions(read_processed(entry), {"140000001", "140000002", "140000003", "270000001",
                                                           "760000001"})
     assert other == {"etablissements.csv": 1, "activite.csv": 1, "esin.csv": 1, "qls.csv": 1}
+
+
+def _context_of(data: Path, region: str):
+    from analysis.orchestration.context import load_context
+
+    return load_context(2024, region, "", str(data.parent / f"ctx-{region}"), "", str(data))
+
+
+def test_region_fingerprint_sees_only_what_the_region_report_reads(tmp_path):
+    """L'empreinte des données d'une région change avec une valeur d'un de ses établissements ou avec
+    les rejets (listés dans chaque rapport), pas avec une valeur d'un établissement d'une autre région."""
+    from pipeline_data import ESIN
+
+    data = write_fixture(tmp_path / "raw")
+    ref = _context_of(data, "28").data_fingerprint
+    assert _context_of(data, "28").data_fingerprint == ref  # stable
+    esin = data / "esin.csv"
+    esin.write_text(ESIN.replace("690000001;2024;0;non", "690000001;2024;1;non"), encoding="utf-8")  # région 84
+    assert _context_of(data, "28").data_fingerprint == ref
+    esin.write_text(ESIN.replace("140000002;2024;0;non", "140000002;2024;1;non"), encoding="utf-8")  # région 28
+    assert _context_of(data, "28").data_fingerprint != ref
+    esin.write_text(ESIN.replace("690000001;2024;0;non", "690000001;2024;-1;non"), encoding="utf-8")  # rejet
+    assert _context_of(data, "28").data_fingerprint != ref
+
+
+def test_untouched_region_is_kept_and_equals_a_cold_run(built, tmp_path):
+    """REGION=toutes après la correction d'une valeur de la région 84 : le rapport de la région 28 n'est
+    pas refait (mêmes fichiers), son manifeste nomme les entrées actuelles, et il est identique à
+    l'octet au rapport 28 construit à froid sur ces entrées."""
+    tmp, data, out, final = built
+    data2, out2 = tmp_path / "raw", tmp_path / "out"
+    shutil.copytree(data, data2)
+    shutil.copytree(out, out2)  # le rapport 28 publié à partir des entrées d'origine
+    esin = data2 / "esin.csv"
+    esin.write_text(esin.read_text(encoding="utf-8").replace("690000001;2024;0;non", "690000001;2024;1;non"),
+                    encoding="utf-8")
+    kept = out2 / "2024" / "28"
+    stamps = {p: p.stat().st_mtime_ns for p in kept.rglob("*") if p.is_file() and p.name != "manifest.json"}
+    finals = build_report(params(tmp_path, data2, out2, region="toutes"))
+    assert sorted(f.name for f in finals) == ["28", "84"]
+    assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # rien de réécrit dans la région 28
+    manifest = json.loads((kept / "manifest.json").read_text(encoding="utf-8"))
+    assert manifest["reprise"]["raison"].startswith("données de la région")
+    from analysis.reading.readers import sha256_file
+
+    assert [e["sha256"] for e in manifest["entrees"] if e["fichier"] == "esin.csv"] == [sha256_file(esin)]
+    assert "reprise" not in json.loads((out2 / "2024" / "84" / "manifest.json").read_text(encoding="utf-8"))
+    # à froid, sur les mêmes entrées : mêmes octets
+    [cold] = build_report(params(tmp_path / "froid", data2, tmp_path / "froid" / "out", region="28", force=True))
+    got, want = _snapshot(kept), _snapshot(cold)
+    got.pop("manifest.json"), want.pop("manifest.json")
+    assert got == want
+
+
+def test_notebook_failure_crosses_process_boundaries():
+    """Un notebook en échec dans un processus de région (REGION=toutes) remonte avec son message
+    français, et non comme « A process in the process pool was terminated abruptly »."""
+    import pickle
+
+    exc = pipeline.NotebookFailed("02_ciblage.ipynb", Path("/x/02_ciblage.ipynb"), "(cellule 3) : KeyError : 'a'")
+    back = pickle.loads(pickle.dumps(exc))
+    assert str(back) == str(exc) and back.path == exc.path

@@ -33,6 +33,7 @@ class Context:
     absent_sources: list[str] = field(default_factory=list)
     ignored_files: list[str] = field(default_factory=list)
     other_region_rows: dict = field(default_factory=dict)  # lignes acceptées par fichier, autres régions
+    _fingerprint: str | None = field(default=None, repr=False)
 
     @property
     def region_label(self) -> str:
@@ -42,6 +43,13 @@ class Context:
     def etablissements(self) -> pd.DataFrame:
         e = self.tables["etablissements"]
         return e[e["region"] == self.region]
+
+    @property
+    def data_fingerprint(self) -> str:
+        """Empreinte des données de la région (voir :func:`data_fingerprint`)."""
+        if self._fingerprint is None:
+            self._fingerprint = data_fingerprint(self)
+        return self._fingerprint
 
     def results(self):
         """Résultats de la région, déjà calculés par ``make report`` (jamais recalculés).
@@ -96,3 +104,49 @@ def load_context(
         ignored_files=lecture.get("fichiers_ignores", []),
         other_region_rows=other,
     )
+
+
+#: colonnes du tableau des fichiers d'entrée qui ne dépendent pas seulement des lignes lues : l'empreinte
+#: du fichier entier change dès qu'une ligne d'une autre région change
+_FILE_COLUMNS_EXCLUDED = ("sha256",)
+
+
+def _frame_digest(h, name: str, df: pd.DataFrame) -> None:
+    """Ajoute à ``h`` une table : nom, colonnes, types et empreinte de chaque ligne (pandas,
+    clé fixe : même résultat sur toute machine)."""
+    h.update(f"\n[{name}] {len(df)} ".encode())
+    h.update(json.dumps([[str(c), str(t)] for c, t in df.dtypes.items()], ensure_ascii=False).encode())
+    if len(df):
+        h.update(pd.util.hash_pandas_object(df.reset_index(drop=True), index=False).to_numpy().tobytes())
+
+
+def data_fingerprint(ctx: Context) -> str:
+    """SHA-256 de tout ce que lit le rapport d'une région : les lignes de ses établissements dans
+    chaque table nettoyée (référentiel compris), les comptes de lecture de chaque fichier (sans son
+    empreinte), les rejets, les avertissements et sources absentes, les lignes des autres régions
+    comptées par fichier, les règles, l'année, la région et le marquage « données fictives ».
+
+    Deux rapports de même empreinte (et même code) sont identiques à l'octet : c'est ce qui permet de
+    ne pas refaire une région que la correction d'une autre n'a pas touchée. Le calcul ne dépend pas
+    de la façon dont le contexte a été chargé (tables nationales ou déjà restreintes à la région)."""
+    import hashlib
+
+    from ..reading.cleaning import region_finess
+
+    h = hashlib.sha256()
+    h.update(json.dumps({"annee": ctx.annee, "region": ctx.region, "fictif": ctx.fictif,
+                         "regles": ctx.rules.sha256}, sort_keys=True).encode())
+    own = pd.Index(sorted(region_finess(ctx.tables["etablissements"], ctx.region)))
+    for name in sorted(ctx.tables):
+        df = ctx.tables[name]
+        if "finess_geo" in df.columns:
+            df = df.loc[df["finess_geo"].astype("string").isin(own)]
+        _frame_digest(h, name, df)
+    files = ctx.files.drop(columns=[c for c in _FILE_COLUMNS_EXCLUDED if c in ctx.files.columns])
+    _frame_digest(h, "fichiers", files)
+    _frame_digest(h, "rejets", ctx.rejects)
+    h.update(json.dumps({"avertissements": ctx.warnings, "sources_absentes": ctx.absent_sources,
+                         "fichiers_ignores": ctx.ignored_files,
+                         "autres_regions": dict(sorted(ctx.other_region_rows.items()))},
+                        ensure_ascii=False, sort_keys=True).encode())
+    return h.hexdigest()

@@ -64,6 +64,8 @@ class Progress:
     #: fiches de la région : moteur, rendues, reprises du cache ; avertissements (textes nettoyés)
     fiches: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
+    #: régions dont le rapport publié a été repris tel quel (empreinte de la région inchangée)
+    reused: list[str] = field(default_factory=list)
 
     def say(self, msg: str) -> None:
         if not self.quiet:
@@ -433,6 +435,9 @@ class NotebookFailed(RuntimeError):
         self.name, self.path, self.detail = name, path, detail
         super().__init__(f"Le notebook « {name} » a échoué {detail}. Le notebook exécuté est conservé dans « {path} ».")
 
+    def __reduce__(self):  # renvoyée telle quelle par un processus de région (REGION=toutes)
+        return (type(self), (self.name, self.path, self.detail))
+
 
 def keep_failed_notebook(exc: NotebookFailed, out_dir: Path, annee, region: str) -> NotebookFailed:
     """Copie le notebook exécuté qui a échoué dans ``<out>/.echecs/<annee>-<region>/`` (le dossier
@@ -694,7 +699,28 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     tmp = params.out_dir / f".tmp-{annee}-{region}-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "notebooks").mkdir(parents=True)
+    nb_params = {
+        "annee": int(annee),
+        "region": str(region),
+        "data_dir": str(params.data_dir.resolve()),
+        "processed_dir": str(prep.processed.resolve()),
+        "out_dir": str(tmp.resolve()),
+        "rules": str((prep.processed / "regles" / rules.name).resolve()),
+        "fictif": bool(prep.fictif),
+    }
     try:
+        # le contexte des notebooks (tables de la région) : son empreinte dit si la région a changé
+        ctx = _context(nb_params)
+        key = region_key(ctx.data_fingerprint, params)
+        if not params.force and _reuse_region(final, key, params, rules, result, annee, region, prep.fictif,
+                                              digest, ctx.data_fingerprint):
+            shutil.rmtree(tmp, ignore_errors=True)
+            if kernel is not None and release_kernel:
+                kernel.stop()
+            outer.say(f"[{region}] Rapport repris tel quel : les données de la région, les règles et le code "
+                      "n'ont pas changé depuis sa construction (empreinte des données de la région identique).")
+            outer.reused.append(region)
+            return final
         with contextlib.ExitStack() as stack:
             if pool is None and params.fiches and params.jobs > 1:
                 from ..publishing.fiches import fiche_pool
@@ -704,22 +730,13 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 kernel = stack.enter_context(NotebookKernel())
                 kernel.start()
                 release_kernel = True
-            nb_params = {
-                "annee": int(annee),
-                "region": str(region),
-                "data_dir": str(params.data_dir.resolve()),
-                "processed_dir": str(prep.processed.resolve()),
-                "out_dir": str(tmp.resolve()),
-                "rules": str((prep.processed / "regles" / rules.name).resolve()),
-                "fictif": bool(prep.fictif),
-            }
             outputs.write_csv(result.rejects, tmp / "rejets.csv")
             # Résultats de la région (ciblage, suivi, tendances, alertes) calculés une fois, ici, sur
             # les tables que lisent les notebooks, pendant que le noyau exécute le notebook 01 (qui
             # n'en a pas besoin) ; les notebooks 02 à 05, les fiches et le classeur les relisent.
             computing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resultats")
             stack.callback(computing.shutdown, wait=True)
-            pending = computing.submit(_compute_results, nb_params)
+            pending = computing.submit(_compute_results, ctx)
             finish_fiches = None
             for i, nb in enumerate(NOTEBOOKS, start=1):
                 if pending is not None and nb != NOTEBOOKS[0]:
@@ -741,7 +758,8 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
             _render_all(tmp, rules, result, annee, region, prep.fictif, progress)
             if finish_fiches is not None:
                 finish_fiches()
-        _write_manifest(tmp, params, rules, result, annee, region, prep.fictif, digest, progress)
+        _write_manifest(tmp, params, rules, result, annee, region, prep.fictif, digest, progress,
+                        extra={"empreinte_region": key, "empreinte_donnees_region": ctx.data_fingerprint})
         replace_dir(tmp, final)
     except NotebookFailed as exc:
         kept = keep_failed_notebook(exc, params.out_dir, annee, region)
@@ -757,17 +775,49 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     return final
 
 
-def _compute_results(nb_params: dict) -> float:
-    """Les étapes de résultats de la région, dans le dossier du rapport en construction, sur le
-    même contexte que les notebooks (:func:`analysis.orchestration.context.load_context`)."""
-    from ..indicators.results import ensure_results
+def _context(nb_params: dict):
+    """Le contexte que chargent les notebooks (:func:`analysis.orchestration.context.load_context`)."""
     from .context import load_context
 
-    t0 = time.perf_counter()
-    ctx = load_context(nb_params["annee"], nb_params["region"], nb_params["processed_dir"],
-                       nb_params["out_dir"], nb_params["rules"], nb_params["data_dir"], nb_params["fictif"])
+    return load_context(nb_params["annee"], nb_params["region"], nb_params["processed_dir"],
+                        nb_params["out_dir"], nb_params["rules"], nb_params["data_dir"], nb_params["fictif"])
+
+
+def _compute_results(ctx) -> None:
+    """Les étapes de résultats de la région, dans le dossier du rapport en construction, sur le
+    même contexte que les notebooks."""
+    from ..indicators.results import ensure_results
+
     ensure_results(ctx)
-    return time.perf_counter() - t0
+
+
+def region_key(data_fingerprint: str, params: Params) -> str:
+    """Clé de reprise d'un rapport régional : empreinte des données de la région, code (paquet,
+    notebooks, versions verrouillées), fiches demandées et date de production éventuelle
+    (``SOURCE_DATE_EPOCH``, écrite dans les PDF)."""
+    key = [data_fingerprint, code_fingerprint(), bool(params.fiches), os.environ.get("SOURCE_DATE_EPOCH")]
+    return _sha_bytes(json.dumps(key).encode())
+
+
+def _reuse_region(final: Path, key: str, params, rules, result, annee, region, fictif, digest,
+                  data_fp: str) -> bool:
+    """Le rapport déjà publié dans ``final`` a la même clé (:func:`region_key`) et des sorties
+    intactes : il est gardé tel quel, et son manifeste réécrit pour nommer les entrées actuelles
+    (dont les lignes de la région sont celles d'où il a été produit)."""
+    try:
+        old = json.loads((final / "manifest.json").read_text(encoding="utf-8"))
+        if old.get("empreinte_region") != key or not outputs_intact(final, old):
+            return False
+    except (OSError, ValueError, TypeError, KeyError):
+        return False
+    progress = Progress(quiet=True)
+    progress.fiches = old.get("fiches_rendu")
+    progress.warnings = list(old.get("avertissements_fiches") or [])
+    _write_manifest(final, params, rules, result, annee, region, fictif, digest, progress,
+                    extra={"empreinte_region": key, "empreinte_donnees_region": data_fp,
+                           "reprise": {"durees_s_construction": old.get("durees_s", {}),
+                                       "raison": "données de la région, règles et code inchangés"}})
+    return True
 
 
 def _results_or_notebooks(pending, tmp: Path) -> None:
@@ -790,10 +840,10 @@ def _init_region_worker(params, prep, digest) -> None:
     _WORKER.update(params=params, prep=prep, digest=digest)
 
 
-def _region_worker(region: str) -> tuple[str, str, dict]:
+def _region_worker(region: str) -> tuple[str, str, dict, list[str]]:
     progress = Progress(quiet=_WORKER["params"].quiet)
     path = build_region(_WORKER["params"], _WORKER["prep"], region, _WORKER["digest"], progress)
-    return region, str(path), progress.timings
+    return region, str(path), progress.timings, progress.reused
 
 
 def build_report(params: Params) -> list[Path]:
@@ -859,8 +909,9 @@ def build_report(params: Params) -> list[Path]:
                 params.jobs, mp_context=mp.get_context("fork"), initializer=_init_region_worker,
                 initargs=(replace(params, jobs=1), prep, digest),
             ) as rpool:
-                for region, path, timings in rpool.map(_region_worker, order):
+                for region, path, timings, reused in rpool.map(_region_worker, order):
                     done[region] = Path(path)
+                    progress.reused += reused
                     for k, v in timings.items():
                         progress.timings[k] = progress.timings.get(k, 0.0) + v
             finals = [done[r] for r in regions]
@@ -868,6 +919,9 @@ def build_report(params: Params) -> list[Path]:
             for i, region in enumerate(regions):
                 finals.append(build_region(params, prep, region, digest, progress, kernel=kernel, pool=pool,
                                            release_kernel=i == len(regions) - 1))
+    if multi and progress.reused:
+        progress.say(f"{len(finals) - len(progress.reused)} rapport(s) régional(aux) refait(s), "
+                     f"{len(progress.reused)} repris tel(s) quel(s) (régions non touchées par les changements).")
     state = _state_file(params)
     state.parent.mkdir(parents=True, exist_ok=True)
     _write_json(state, {"empreinte": digest, "dossiers": [str(f) for f in finals]})
@@ -965,7 +1019,8 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
     return finish
 
 
-def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, progress) -> None:
+def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, progress,
+                    extra: dict | None = None) -> None:
     from dataclasses import asdict
 
     from .. import __version__
@@ -1007,5 +1062,9 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
         "versions": _versions(),
         "code": {"version": __version__, "commit_git": _git_commit(), "empreinte": code_fingerprint()},
         "durees_s": {k: round(v, 2) for k, v in progress.timings.items()},
+        **(extra or {}),
     }
-    _write_json(tmp / "manifest.json", manifest)
+    # écrit à côté puis mis en place : un manifeste n'est jamais à moitié écrit (reprise d'un
+    # rapport publié)
+    _write_json(tmp / ".manifest.json.tmp", manifest)
+    os.replace(tmp / ".manifest.json.tmp", tmp / "manifest.json")

@@ -647,12 +647,12 @@ def methode_limites(ctx, res) -> None:
 
 def methode_tracabilite(ctx) -> None:
     f = ctx.files
+    table = ""
     if len(f):
-        show_html(
-            "<p>Fichiers d'entrée (empreinte SHA-256, 16 premiers caractères) :</p>"
-            + french_table(
-                f.assign(sha=f["sha256"].str.slice(0, 16))[["fichier", "sha", "lignes_lues"]],
-                labels={"fichier": "Fichier", "sha": "SHA-256", "lignes_lues": "Lignes lues"},
-                numeric={"lignes_lues"},
-            )
-        )
+        cols = [c for c in ("fichier", "nature", "date_extraction", "lignes_lues")
+                if c in f.columns and (c != "date_extraction" or f[c].fillna("").astype(str).str.strip().ne("").any())]
+        table = french_table(
+            f[cols], labels={"fichier": "Fichier", "nature": "Nature", "date_extraction": "Extraction",
+                             "lignes_lues": "Lignes lues"},
+            numeric={"lignes_lues"}, classes="tableau compact")
+    show_html(text("empreinte_region", empreinte=ctx.data_fingerprint) + table)
