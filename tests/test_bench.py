@@ -51,6 +51,19 @@ def test_targets_met_and_missed_with_margin():
     assert _row(rows, "National : pic")["atteinte"] is True
 
 
+def test_national_rerun_after_one_row_rebuilds_one_region():
+    nat = {"duree_s": 160.0, "pic_memoire_octets": GIB, "regions": 18,
+           "relance_correction": {"duree_s": 20.0, "regions_refaites": 1, "regions_reprises": 17}}
+    rows = bench.evaluate(_mesures(national=nat))
+    assert _row(rows, "National : relance après correction d'une ligne d'esin, régions")["atteinte"] is True
+    duree = _row(rows, "National : relance après correction d'une ligne d'esin, durée")
+    assert duree["cible"] == 64.0 and duree["atteinte"] is True  # 40 % de 160 s
+    nat["relance_correction"]["regions_refaites"] = 18
+    assert _row(bench.evaluate(_mesures(national=nat)), "National : relance après")["atteinte"] is False
+    text = bench.format_report({"machine": {}, "mesures": _mesures(national=nat), "cibles": rows})
+    assert "18 région(s) refaite(s), 17 reprise(s)" in text
+
+
 def test_boundaries_are_strict_for_times_and_inclusive_for_ratio():
     rows = bench.evaluate(_mesures(relance={"median_s": 2.0}, fiches={"ratio": 20.0}))
     assert _row(rows, "Relance")["atteinte"] is False   # « < 2 s »

@@ -63,6 +63,7 @@ PARTIES = {
     "lecture": "lecture et validation des entrées",
     "fiches_donnees": "contenu des fiches (build_fiches)",
     "notebooks": "5 notebooks (un noyau)",
+    "resultats_attente": "attente des résultats (calculés pendant le notebook 01)",
     "pdf": "rapport HTML + PDF",
     "xlsx": "classeur XLSX",
     "fiches": "fiches PDF (de leur préparation à la dernière)",
@@ -148,6 +149,12 @@ def evaluate(mesures: dict) -> list[dict]:
         fmt_duree, f"< {fmt_duree(CIBLES['national_s'])}")
     add("National : pic mémoire", nat.get("pic_memoire_octets"), CIBLES["national_octets"], True,
         fmt_octets, f"< {fmt_octets(CIBLES['national_octets'])}")
+    nrc = nat.get("relance_correction") or {}
+    add("National : relance après correction d'une ligne d'esin, régions refaites", nrc.get("regions_refaites"),
+        1.5, True, lambda x: _fr(x, 0), "1 (la région de la ligne)")
+    add("National : relance après correction d'une ligne d'esin, durée", nrc.get("duree_s"),
+        CIBLES["relance_correction"] * nat["duree_s"] if nat.get("duree_s") else None, True, fmt_duree,
+        f"≤ {_fr(100 * CIBLES['relance_correction'], 0)} % du national à froid")
     bq = mesures.get("bqss") or {}
     add("BQSS (3,8 M lignes) : lecture, durée", bq.get("median_s"), CIBLES["bqss_s"], True, fmt_duree,
         f"≤ {fmt_duree(CIBLES['bqss_s'])}")
@@ -237,6 +244,11 @@ def format_report(result: dict) -> str:
         for k, v in (nat.get("parties_s") or {}).items():
             suffix = " (une fois pour toutes les régions)" if k == "lecture" else " (cumul des régions)"
             detail.append([f"  {PARTIES.get(k, k)}{suffix}", fmt_duree(v), ""])
+        nrc = nat.get("relance_correction")
+        if nrc:
+            detail.append([f"National : relance après correction d'une ligne d'esin ({nrc['regions_refaites']} région(s) "
+                           f"refaite(s), {nrc['regions_reprises']} reprise(s) telle(s) quelle(s))",
+                           fmt_duree(nrc["duree_s"]), ""])
     bq = m.get("bqss")
     if bq:
         detail.append([f"BQSS synthétique : {_fr(bq.get('lignes', 0) / 1e6, 2)} M lignes, {bq.get('finess', '?')} FINESS, "
@@ -664,6 +676,16 @@ def bench_national(work: Path) -> dict:
                       for k in keys},
     }
     _say(f"national : {fmt_duree(res['duree_s'])}, pic {fmt_octets(res['pic_memoire_octets'])}")
+    # relance après la correction d'une valeur d'une ligne d'esin (un établissement, une région) :
+    # seule la région de cette ligne doit être refaite, les autres sont reprises telles quelles
+    _correct_one_row(raw / "esin.csv", 7)
+    r2 = _run(_report_cmd(raw, out, work / "national" / "processed", "--region", "toutes", "--quiet"))
+    man2 = _manifests(out)
+    reprises = sum(1 for m in man2 if m.get("reprise"))
+    res["relance_correction"] = {"duree_s": r2["duree_s"], "regions_refaites": len(man2) - reprises,
+                                 "regions_reprises": reprises}
+    _say(f"national, relance après correction d'une ligne : {fmt_duree(r2['duree_s'])}, "
+         f"{len(man2) - reprises} région(s) refaite(s), {reprises} reprise(s)")
     return res
 
 
