@@ -584,11 +584,10 @@ def controle_recueil(ctx, res) -> None:
                    n_nv=int(counts.get("surcotation", 0)), risques=risques or "—"))
     heading(2, "Établissements contrôlés")
     t = _controle_rows(ctx, c)
-    pct1 = (lambda v: fmt_pct(v, 1))
     show_html(french_table(
         t[["departement", "finess_geo", "raison_sociale", "secteur_l", "annee", "n_dossiers", "score_declare",
            "score_recalcule", "intervalle", "verdict_l"]],
-        formats={"annee": "text", "score_declare": pct1, "score_recalcule": pct1, "intervalle": "text"},
+        formats={"annee": "text", "score_declare": "pct1", "score_recalcule": "pct1", "intervalle": "text"},
         labels={"departement": "Dép.", "finess_geo": "FINESS", "raison_sociale": "Établissement",
                 "secteur_l": "Secteur", "annee": "Campagne", "n_dossiers": "Dossiers", "score_declare": "Score déclaré",
                 "score_recalcule": "Score recalculé", "intervalle": f"Intervalle à {fmt_shortest(100 * cfg.niveau_confiance)} %",
