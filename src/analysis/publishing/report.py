@@ -584,21 +584,22 @@ def controle_recueil(ctx, res) -> None:
                    n_nv=int(counts.get("surcotation", 0)), risques=risques or "—"))
     heading(2, "Établissements contrôlés")
     t = _controle_rows(ctx, c)
+    t["resultat"] = [f"{a} {int(b)}".strip() for a, b in zip(t["secteur_l"], t["annee"])]
     show_html(french_table(
-        t[["departement", "finess_geo", "raison_sociale", "secteur_l", "annee", "n_dossiers", "score_declare",
-           "score_recalcule", "intervalle", "verdict_l"]],
-        formats={"annee": "text", "score_declare": "pct1", "score_recalcule": "pct1", "intervalle": "text"},
-        labels={"departement": "Dép.", "finess_geo": "FINESS", "raison_sociale": "Établissement",
-                "secteur_l": "Secteur", "annee": "Campagne", "n_dossiers": "Dossiers", "score_declare": "Score déclaré",
-                "score_recalcule": "Score recalculé", "intervalle": f"Intervalle à {fmt_shortest(100 * cfg.niveau_confiance)} %",
-                "verdict_l": "Verdict"},
+        t[["finess_geo", "raison_sociale", "resultat", "n_dossiers", "score_declare", "score_recalcule", "intervalle",
+           "verdict_l"]],
+        formats={"score_declare": "pct1", "score_recalcule": "pct1", "intervalle": "text"},
+        labels={"finess_geo": "FINESS", "raison_sociale": "Établissement", "resultat": "Secteur, campagne",
+                "n_dossiers": "Dossiers", "score_declare": "Score déclaré", "score_recalcule": "Score recalculé",
+                "intervalle": f"Intervalle à {fmt_shortest(100 * cfg.niveau_confiance)} %", "verdict_l": "Verdict"},
         numeric={"n_dossiers", "score_declare", "score_recalcule", "intervalle"},
-        classes="tableau etablissements compact"))
+        classes="tableau etablissements"))
     nv = t[t["verdict"] != "concordant"]
     if len(nv):
-        show_html("<p>Motifs des résultats non validés ou non évaluables :</p><ul>" + "".join(
-            f"<li><b>{h(r.raison_sociale)}</b> ({h(r.finess_geo)}, {h(r.secteur_l)} {int(r.annee)}) : "
-            f"{h(_verdict_label(rules, r.verdict).lower())} — {h(r.motif)}.</li>" for r in nv.itertuples()) + "</ul>")
+        show_html("<p>Résultats non validés ou non évaluables :</p><ul>" + "".join(
+            f"<li><b>{h(r.raison_sociale)}</b> ({h(r.finess_geo)}, {h(r.resultat)}) : "
+            + (h(r.motif) if r.verdict == "surcotation" else f"{h(_verdict_label(rules, r.verdict).lower())}, "
+               f"{h(r.motif)}") + ".</li>" for r in nv.itertuples()) + "</ul>")
     below = _nv_below_threshold(ctx, c)
     if below:
         show_html("<p class=\"encadre\">Résultats non validés dont le score recalculé est sous le seuil de ciblage "
@@ -606,21 +607,25 @@ def controle_recueil(ctx, res) -> None:
                   + "".join(f"<li>{h(x)}</li>" for x in below) + "</ul>")
     plot = t[t["score_recalcule"].notna()].copy()
     if len(plot):
+        import textwrap
+
         heading(2, "Score déclaré et score recalculé")
-        plot["etiquette"] = [f"{str(a)[:32]} ({b})" for a, b in zip(plot["raison_sociale"], plot["secteur_l"])]
+        plot["etiquette"] = ["\n".join(textwrap.wrap(f"{a} ({b})", 34, max_lines=2, placeholder="…"))
+                             for a, b in zip(plot["raison_sociale"], plot["resultat"])]
         plot["hors"] = plot["verdict"] == "surcotation"
-        title = f"Score QLS déclaré et score recalculé par le contrôle (campagnes jusqu'en {ctx.annee})"
+        title = "Score QLS déclaré et score recalculé"
+        caption = f"Score QLS déclaré et score recalculé à partir des dossiers réaudités (campagnes jusqu'en {ctx.annee})"
         alt = (f"Graphique en points : pour {fmt_num(len(plot))} résultat(s) contrôlé(s), score recalculé à partir "
                "des dossiers réaudités avec son intervalle, et score déclaré. "
-               + " ; ".join(f"{e} : déclaré {fmt_pct(d)}, recalculé {fmt_pct(r)} ({_verdict_label(rules, v).lower()})"
-                            for e, d, r, v in zip(plot["etiquette"], plot["score_declare"], plot["score_recalcule"],
-                                                  plot["verdict"]))
+               + " ; ".join(f"{a} ({b}) : déclaré {fmt_pct(d)}, recalculé {fmt_pct(r)} ({_verdict_label(rules, v).lower()})"
+                            for a, b, d, r, v in zip(plot["raison_sociale"], plot["resultat"], plot["score_declare"],
+                                                     plot["score_recalcule"], plot["verdict"]))
                + ".")
         _fig(figures.interval_comparison(plot, "etiquette", "score_recalcule", "ic_bas", "ic_haut", "score_declare",
                                          title, flag="hors", value_label="Score recalculé (intervalle)",
                                          other_label="Score déclaré", flag_label="Score déclaré en surcotation",
-                                         xlabel="score QLS (%)"),
-             alt=alt, caption=title)
+                                         xlabel="score QLS (%)", height=min(9.0, 0.42 * len(plot) + 1.4)),
+             alt=alt, caption=caption)
     crit = res.controle_criteres
     if crit is not None and len(crit):
         heading(2, "Critères les plus souvent non remplis")
