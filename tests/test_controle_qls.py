@@ -262,7 +262,7 @@ def test_built_outputs_show_the_control(built):
     final = built[3]
     c = pd.read_csv(final / "controle_qls.csv", sep=";", encoding="utf-8-sig", dtype=str).set_index("finess_geo")
     assert list(c.reset_index().columns) == cq.CONTROLE_COLUMNS
-    assert c.loc["760000001", "verdict"] == "surcotation" and c.loc["760000001", "score_recalcule"] == "0"
+    assert c.loc["760000001", "verdict"] == "surcotation" and float(c.loc["760000001", "score_recalcule"]) == 0
     assert c.loc["140000001", "verdict"] == "concordant" and c.loc["140000003", "verdict"] == "non_evaluable"
     m = __import__("json").loads((final / "manifest.json").read_text(encoding="utf-8"))
     assert "controle_qls.csv" in {o["fichier"] for o in m["sorties"]}
@@ -279,13 +279,13 @@ def test_built_report_section_figure_and_method(built):
     assert "Graphique en points : pour 3 résultat(s) contrôlé(s)" in html  # texte alternatif généré
     assert "Score déclaré et score recalculé" in html
     assert "moyenne des scores des dossiers, avec un intervalle de Student à 95" in html  # méthode
-    text = "\n".join(p.extract_text() for p in PdfReader(built[3] / "rapport_annuel.pdf").pages)
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(built[3] / "rapport_annuel.pdf").pages).split())
     assert "Contrôle qualité du recueil" in text and "non validé" in text
 
 
 def test_built_sheet_and_workbook_show_the_control(built):
     final = built[3]
-    text = "\n".join(p.extract_text() for p in PdfReader(final / "fiches" / "760000001.pdf").pages)
+    text = " ".join(" ".join(p.extract_text() for p in PdfReader(final / "fiches" / "760000001.pdf").pages).split())
     assert "Contrôle qualité du recueil QLS" in text and "Surcotation (non validé)" in text
     assert "non validé" in text and "30" in text
     other = "\n".join(p.extract_text() for p in PdfReader(final / "fiches" / "140000002.pdf").pages)

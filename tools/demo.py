@@ -1082,9 +1082,11 @@ def _qls_dossiers(est, tables, design, seed, national, last) -> pd.DataFrame:
     e = tables["engagements"]
     ll = set(e.loc[(e.engagement == "lettre_liaison") & (pd.to_numeric(e.annee_debut) <= last)
                    & (pd.to_numeric(e.annee_fin) >= last), "finess_geo"])
-    cand1 = q.index[q["finess_geo"].isin(ll) & (q["v"] >= 80)].tolist() or q.index[q["v"] >= 75].tolist()
+    cand1 = (q.index[q["finess_geo"].isin(ll) & (q["v"] >= 80)].tolist() or q.index[q["v"] >= 75].tolist()
+             or [int(q["v"].idxmax())])
     over1 = int(rng.choice(cand1))
-    cand2 = [k for k in q.index[q["v"].between(26, 45)].tolist() if k != over1]
+    cand2 = ([k for k in q.index[q["v"].between(26, 45)].tolist() if k != over1]
+             or [k for k in q.index[q["v"] >= 26].tolist() if k != over1])
     over2 = int(rng.choice(cand2))
     rest = [k for k in q.index if k not in (over1, over2)]
     others = sorted(int(k) for k in rng.choice(rest, size=QLS_CONTROLES - 2, replace=False))
