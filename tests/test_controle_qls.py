@@ -219,14 +219,21 @@ def test_masking_once_carries_the_reason(rules, controle):
     assert obs.loc[B, "valeur_precedente"] == 70 and obs.loc[B, "annee_donnee"] == 2024
 
 
-def test_without_dossiers_nothing_changes(regions, tmp_path):
-    """Sans fichier de dossiers réaudités, les résultats sont ceux de règles sans rubrique controle_qls."""
+def test_without_dossiers_nothing_changes(rules, tmp_path):
+    """Sans fichier de dossiers réaudités, chaque étape reçoit les tables mêmes du contexte (même objet) :
+    ses résultats ne peuvent pas changer ; aucune sortie du contrôle n'est écrite."""
+    from types import SimpleNamespace
+
+    from analysis.indicators import results as R
+
+    data = _data(with_dossiers=False)
+    assert cq.compute_controle(data, rules, 2024, "28") is None
+    ctx = SimpleNamespace(tables=data, rules=rules, annee=2024, region="28", out_dir=tmp_path)
+    assert R.run_controle(ctx) is None and R.stage_tables(ctx) is data
+    assert not (tmp_path / "controle_qls.csv").exists()
+    assert not (tmp_path / R.RESULTS_DIR / "controle_qls.parquet").exists()
     plain = rules_with(lambda r: r.pop("controle_qls"))
-    a = regions[2]
-    b = results_for(_data(with_dossiers=False), plain, 2024, "28", tmp_path / "b")
-    pd.testing.assert_frame_equal(a.ciblage, b.ciblage)
-    pd.testing.assert_frame_equal(a.suivi, b.suivi)
-    pd.testing.assert_frame_equal(a.tendances, b.tendances)
+    assert R.stage_tables(SimpleNamespace(tables=data, rules=plain)) is data
 
 
 def test_bad_lines_rejected_with_file_line_column(tmp_path, rules):
