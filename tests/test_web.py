@@ -126,7 +126,7 @@ def test_keyboard_skip_link_and_sortable_table(page):
     focused = page.evaluate("[document.activeElement.className, document.activeElement.textContent]")
     assert focused == ["lien-evitement ecran-seulement", "Aller au contenu"]
     assert page.locator(".lien-evitement").is_visible()
-    # un long tableau (fichiers lus : 11 fichiers) est triable au clavier
+    # un long tableau (fichiers lus : 10 fichiers) est triable au clavier
     table = page.locator("table.triable").filter(has_text="SHA-256")
     header = table.locator("thead th").first
     button = header.locator("button.tri")

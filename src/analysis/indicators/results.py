@@ -1,10 +1,5 @@
 """Résultats d'une région, calculés une fois par le notebook de leur étape et conservés typés.
 
-- contrôle qualité du recueil QLS (en tête du notebook 02) : :func:`run_controle` ->
-  ``controle_qls.csv`` + ``resultats/controle_qls*.parquet`` (quand des dossiers réaudités sont
-  fournis) ; les étapes suivantes voient les tables de :func:`stage_tables`, où les résultats non
-  validés par ce contrôle sont masqués (une seule fois, ici, pour le ciblage, le suivi, les
-  tendances et les alertes) ;
 - notebook 02 (ciblage) : :func:`run_ciblage` -> ``ciblage.csv`` + ``resultats/ciblage*.parquet``
   (année N, historique, entrées et sorties, taux régionaux) ;
 - notebook 03 (suivi) : :func:`run_suivi` -> ``suivi_engagements.csv`` + ``resultats/suivi*.parquet``
@@ -77,6 +72,12 @@ def _meta(ctx, update: dict | None = None) -> dict:
     return meta
 
 
+# Contrôle qualité du recueil QLS (issue 14), première étape (en tête de :func:`run_ciblage`) :
+# :func:`run_controle` -> ``controle_qls.csv`` + ``resultats/controle_qls*.parquet`` quand des dossiers
+# réaudités sont fournis ; le ciblage, le suivi, les tendances et les alertes voient les tables de
+# :func:`stage_tables`, où les résultats non validés par ce contrôle sont masqués, une seule fois.
+
+
 def run_controle(ctx) -> pd.DataFrame | None:
     """Contrôle qualité du recueil QLS de la région (dossiers réaudités jusqu'à l'année N) :
     ``controle_qls.csv`` et ``resultats/controle_qls*.parquet`` ; rien quand aucun dossier n'est fourni."""
@@ -103,12 +104,17 @@ def stage_tables(ctx) -> dict:
     Le contrôle est celui que :func:`run_controle` a conservé (calculé ici s'il manque)."""
     if ctx.rules.controle_qls is None:
         return ctx.tables
+    cached = getattr(ctx, "_tables_des_etapes", None)
+    if cached is not None and cached[0] is ctx.tables:
+        return cached[1]  # mêmes tables masquées pour toutes les étapes d'un même contexte
     p = _dir(ctx) / "controle_qls.parquet"
     if "controle_qls" not in _meta(ctx):
         ctrl = run_controle(ctx)
     else:
         ctrl = pd.read_parquet(p) if p.is_file() else None
-    return cq.apply_controle(ctx.tables, ctx.rules, ctrl)
+    out = cq.apply_controle(ctx.tables, ctx.rules, ctrl)
+    ctx._tables_des_etapes = (ctx.tables, out)
+    return out
 
 
 def run_ciblage(ctx) -> pd.DataFrame:
@@ -246,7 +252,7 @@ def load_results(out_dir: str | Path) -> Results:
 
 
 def compute_region(tables: dict, rules, annee: int, region: str, out_dir: str | Path) -> Results:
-    """Les étapes (contrôle du recueil et ciblage, suivi, tendances) hors notebooks, avec le même code, puis relues :
+    """Les trois étapes (ciblage, suivi, tendances) hors notebooks, avec le même code, puis relues :
     pour le banc et les tests (les rapports passent par les notebooks 02 à 04)."""
     from types import SimpleNamespace
 
