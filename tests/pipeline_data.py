@@ -83,12 +83,32 @@ PLANS = """finess_geo;engagement;action;pilote;echeance;statut
 """
 
 
+def _dossiers() -> str:
+    """Dossiers QLS réaudités (contrôle qualité du recueil) : 140000001 MCO 2024, 30 dossiers tous
+    conformes (score recalculé 100 : concordant avec 85,5) ; 760000001 MCO 2024, 30 dossiers dont la
+    lettre n'est pas datée du jour de la sortie (score 0 : surcotation de 75, résultat non validé) ;
+    140000003 SSR 2024, 5 dossiers (moins que le minimum : non évaluable)."""
+    head = "finess_geo;annee;secteur;dossier;lettre_retrouvee;datee_jour_sortie;" + ";".join(
+        f"critere_{k:02d}" for k in range(1, 11)) + ";controleur;date_controle"
+    lines = [head]
+    for finess, secteur, n, datee in (("140000001", "MCO", 30, "oui"), ("760000001", "MCO", 30, "non"),
+                                      ("140000003", "SSR", 5, "oui")):
+        for i in range(1, n + 1):
+            lines.append(f"{finess};2024;{secteur};D{i:03d};oui;{datee};" + ";".join(["oui"] * 10)
+                         + ";Dr Martin;2025-03-15")
+    return "\n".join(lines) + "\n"
+
+
+DOSSIERS = _dossiers()
+
+
 def write_fixture(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in {
         "etablissements.csv": ETAB, "activite.csv": ACTIVITE, "esin.csv": ESIN, "qls.csv": QLS,
         "certification.csv": CERT, "formation.csv": FORMATION, "audits.csv": AUDITS,
         "plan_epidemies.csv": PLAN, "engagements.csv": ENG, "plans_actions.csv": PLANS,
+        "qls_dossiers.csv": DOSSIERS,
     }.items():
         (folder / name).write_text(text, encoding="utf-8")
     return folder

@@ -12,7 +12,7 @@ from tools.demo import MARKER_FILE, _luhn_key, generate_demo
 
 RAW = Path(__file__).resolve().parents[1] / "data" / "raw"
 CSV_FILES = ["etablissements.csv", "activite.csv", "certification.csv", "qls.csv", "esin.csv", "formation.csv",
-             "audits.csv", "plan_epidemies.csv", "engagements.csv", "plans_actions.csv"]
+             "audits.csv", "plan_epidemies.csv", "engagements.csv", "plans_actions.csv", "qls_dossiers.csv"]
 V2020 = {"certifie_mention": "A", "certifie": "B", "certifie_sous_conditions": "C", "non_certifie": "E"}
 
 

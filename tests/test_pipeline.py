@@ -97,7 +97,8 @@ def test_html_escapes_names_and_shows_no_code(built):
 
 def test_xlsx_has_no_formula(built):
     wb = load_workbook(built[3] / "cpom_28_2024.xlsx")
-    assert wb.sheetnames == ["ciblage", "suivi_engagements", "rejets"]
+    # « Contrôle QLS » : le jeu fournit des dossiers QLS réaudités (contrôle qualité du recueil)
+    assert wb.sheetnames == ["ciblage", "suivi_engagements", "rejets", "Contrôle QLS"]
     seen = False
     for ws in wb:
         for row in ws.iter_rows():

@@ -30,6 +30,11 @@ Fichiers écrits (noms exacts) et formats, pour exercer les règles de lecture :
 - ``esatis_ssr_<dernière année>.xlsx`` : feuille ``Resultats`` aux colonnes exactes du fichier HAS
   e-Satis SSR (mêmes types de cellules : certains nombres stockés en texte), établissements SMR
   adultes actifs la dernière année ; classes A–D et quelques ``DI``/``NR``/``NV``.
+- ``qls_dossiers.csv`` (démo régionale) : UTF-8, ``;``, une campagne de contrôle qualité du recueil
+  QLS de la dernière campagne : une douzaine d'établissements, 30 à 80 dossiers réaudités chacun
+  (critères ``oui``/``non``/``NA``) ; deux établissements surcotent nettement (l'un suivi sur la lettre
+  de liaison et déclaré au-dessus de la cible, l'autre déclaré juste au-dessus du seuil de ciblage
+  mais à moins de 20 % au réaudit), les autres déclarent un score compatible avec le réaudit.
 - ``DONNEES_FICTIVES.txt`` : marqueur (texte français) qui déclenche le bandeau « données
   fictives ».
 
@@ -185,7 +190,8 @@ FAULT_IDS = ("finess_ej_8_chiffres", "sejours_negatif", "date_illisible", "score
              "doublon_exact_esin", "doublon_conflictuel_audits", "formes_sup_effectif")
 
 _STREAMS = {"etab": 1, "design": 2, "activite": 3, "certif": 4, "qls": 5, "esin": 6, "formation": 7,
-            "audits": 8, "plan": 9, "engagements": 10, "actions": 11, "esatis": 12, "faults": 13}
+            "audits": 8, "plan": 9, "engagements": 10, "actions": 11, "esatis": 12, "faults": 13,
+            "controle": 14}
 
 
 def _rng(seed: int, national: bool, stream: str) -> np.random.Generator:
@@ -1015,6 +1021,100 @@ def _write_esatis(rows: list[list], path: Path, last: int) -> None:
     path.write_bytes(out.getvalue())
 
 
+# --- contrôle qualité du recueil QLS ---------------------------------------------------------------
+
+QLS_CONTROLES = 12  # établissements dont la délégation départementale réaudite des dossiers
+QLS_CRITERES = 10
+# facilité de chaque critère de contenu (écart à la probabilité moyenne d'être rempli) et part de
+# dossiers où il ne s'applique pas : les examens en attente et les modifications de traitement
+# manquent le plus souvent
+QLS_FACILITE = np.array([0.07, 0.09, 0.03, 0.06, 0.02, -0.04, -0.09, -0.02, -0.12, -0.06])
+QLS_NA = np.array([0.0, 0.0, 0.0, 0.0, 0.01, 0.0, 0.22, 0.03, 0.30, 0.02])
+CONTROLEURS = ["Dr Anne Lefrançois", "Dr Pierre Guérin", "Dr Claire Lemaître", "Dr Yann Le Bihan",
+               "Dr Sophie Vautier"]
+
+
+def _t_upper(scores: np.ndarray, conf: float = 0.95) -> tuple[float, float, float]:
+    from scipy import stats as sps
+
+    n = len(scores)
+    m = float(scores.mean())
+    half = float(sps.t.ppf(0.5 + conf / 2, n - 1)) * float(scores.std(ddof=1)) / math.sqrt(n)
+    return m, m - half, m + half
+
+
+def _dossiers(rng: np.random.Generator, target: float, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``n`` dossiers dont le score moyen attendu est ``target`` (0–100) : (lettre retrouvée, datée du
+    jour de la sortie, critères 1 à 10 en 1 / 0 / -1 pour non applicable) et score de chaque dossier
+    (règle par défaut : 0 si un critère indispensable manque, sinon critères remplis / applicables,
+    indispensables compris)."""
+    t = min(max(target / 100.0, 0.02), 0.99)
+    p_fail = min(max(1.0 - t - 0.08, 0.02), 0.85)
+    r = min(t / (1.0 - p_fail), 0.995)
+    m = float(QLS_CRITERES - QLS_NA.sum())
+    q = np.clip((r * (2 + m) - 2) / m + QLS_FACILITE, 0.0, 1.0)
+    fail = rng.random(n) < p_fail
+    lost = fail & (rng.random(n) < 0.45)  # lettre introuvable (donc non datée) ; sinon non datée du jour
+    found, dated = ~lost, ~fail
+    met = (rng.random((n, QLS_CRITERES)) < q).astype(int)
+    na = rng.random((n, QLS_CRITERES)) < QLS_NA
+    crit = np.where(na, -1, met)
+    app = (crit >= 0).sum(axis=1)
+    ok = (crit == 1).sum(axis=1)
+    score = np.where(found & dated, 100.0 * (ok + 2) / (app + 2), 0.0)
+    return np.column_stack([found, dated]), crit, score
+
+
+def _qls_dossiers(est, tables, design, seed, national, last) -> pd.DataFrame:
+    """Campagne de contrôle du recueil QLS de la dernière campagne : une douzaine d'établissements de
+    la région, 30 à 80 dossiers chacun ; deux surcotent nettement (l'un suivi sur la lettre de
+    liaison et déclaré au-dessus de la cible, l'autre déclaré juste au-dessus du seuil de ciblage),
+    les autres déclarent un score compatible avec le réaudit."""
+    rng = _rng(seed, national, "controle")
+    q = tables["qls"].copy()
+    q["v"] = pd.to_numeric(q["score"].str.replace(",", "."), errors="coerce")
+    camp = int(pd.to_numeric(q["annee"]).max())
+    fin = est.finess.to_numpy()
+    special = set().union(*[set(fin[v]) for v in design.values()])
+    q = q[(pd.to_numeric(q["annee"]) == camp) & q["v"].between(0, 100) & q["finess_geo"].isin(fin)
+          & ~q["finess_geo"].isin(special)]
+    q = q.drop_duplicates("finess_geo").reset_index(drop=True)  # un secteur contrôlé par établissement
+    e = tables["engagements"]
+    ll = set(e.loc[(e.engagement == "lettre_liaison") & (pd.to_numeric(e.annee_debut) <= last)
+                   & (pd.to_numeric(e.annee_fin) >= last), "finess_geo"])
+    cand1 = (q.index[q["finess_geo"].isin(ll) & (q["v"] >= 80)].tolist() or q.index[q["v"] >= 75].tolist()
+             or [int(q["v"].idxmax())])
+    over1 = int(rng.choice(cand1))
+    cand2 = ([k for k in q.index[q["v"].between(26, 45)].tolist() if k != over1]
+             or [k for k in q.index[q["v"] >= 26].tolist() if k != over1])
+    over2 = int(rng.choice(cand2))
+    rest = [k for k in q.index if k not in (over1, over2)]
+    others = sorted(int(k) for k in rng.choice(rest, size=QLS_CONTROLES - 2, replace=False))
+    chosen = sorted([over1, over2] + others)
+    rows = []
+    for k in chosen:
+        r = q.loc[k]
+        declared = float(r["v"])
+        n = int(rng.integers(30, 81))
+        over = k in (over1, over2)
+        target = declared - 28.0 if k == over1 else (12.0 if k == over2 else declared)
+        for _ in range(50):  # tirage refait tant que le réaudit ne dit pas ce qui est voulu
+            crit2, crit, score = _dossiers(rng, target, n)
+            _, lo, hi = _t_upper(score)
+            if (declared > hi) == over and (over or declared >= lo - 3):
+                break
+        ctrl = CONTROLEURS[int(rng.integers(len(CONTROLEURS)))]
+        day = _days(np.array([camp + 1]), np.array([int(rng.integers(20, 150))]))[0]
+        words = {1: "oui", 0: "non", -1: "NA"}
+        for j in range(n):
+            rows.append([r["finess_geo"], str(camp), r["secteur"], f"{camp}-{r['secteur']}-{j + 1:03d}",
+                         "oui" if crit2[j, 0] else "non", "oui" if crit2[j, 1] else "non",
+                         *[words[int(x)] for x in crit[j]], ctrl, str(day)])
+    cols = (["finess_geo", "annee", "secteur", "dossier", "lettre_retrouvee", "datee_jour_sortie"]
+            + [f"critere_{c + 1:02d}" for c in range(QLS_CRITERES)] + ["controleur", "date_controle"])
+    return pd.DataFrame(rows, columns=cols)
+
+
 # --- anomalies volontaires ------------------------------------------------------------------------
 
 def _inject_faults(est, tables, design, seed, last, first) -> dict[str, str]:
@@ -1210,13 +1310,16 @@ def generate_demo(out_dir: Path, *, seed: int = 2024, national: bool = False,
     notes: dict[str, str] = {}
     if not national:
         notes = _inject_faults(est, tables, design, seed, last, first)
+        tables["qls_dossiers"] = _qls_dossiers(est, tables, design, seed, national, last)
 
     formats = {
         "etablissements": dict(bom=True), "formation": dict(encoding="cp1252"), "plans_actions": dict(sep=","),
     }
     counts: dict[str, int] = {}
     for name in ("etablissements", "activite", "certification", "qls", "esin", "formation", "audits",
-                 "plan_epidemies", "engagements", "plans_actions"):
+                 "plan_epidemies", "engagements", "plans_actions", "qls_dossiers"):
+        if name not in tables:
+            continue
         _write_csv(tables[name], out_dir / f"{name}.csv", **formats.get(name, {}))
         counts[f"{name}.csv"] = len(tables[name])
     rows = _esatis_rows(est, seed, national, last)

@@ -18,7 +18,8 @@ calcul         valeur de l'année N
 
 Colonnes rendues : ``finess_geo, indicateur, par_valeur, annee_donnee, valeur_num, niveau, num, den,
 n, ic_bas, ic_haut, source_ic, date_donnee, annee_precedente, valeur_precedente, ic_bas_precedent,
-ic_haut_precedent``. ``compare`` applique une cible (``operateur``/``valeur`` ou ``dans``) aux
+ic_haut_precedent, non_valide`` (motif d'un résultat non validé par le contrôle qualité du
+recueil, dont la valeur est masquée). ``compare`` applique une cible (``operateur``/``valeur`` ou ``dans``) aux
 observations, exactement (les rapports sont comparés en produits croisés : 90 % tout juste est
 atteint).
 
@@ -56,6 +57,7 @@ OBS_COLUMNS = {
     "valeur_precedente": "Float64",
     "ic_bas_precedent": "Float64",
     "ic_haut_precedent": "Float64",
+    "non_valide": "string",  # motif d'un résultat non validé (contrôle qualité du recueil), valeur masquée
 }
 
 
@@ -196,7 +198,13 @@ def _with_intervals(q: pd.DataFrame, ind: Indicateur, rules: Rules, suffix: str 
 
 def _observe_valeur(df, ind, annee, rules):
     first, last = window(annee, ind.fenetre_annees)
-    d = df.loc[mask(df["annee"] <= int(annee)) & df[ind.colonne].notna()]
+    present = df[ind.colonne].notna()
+    invalid = "_non_valide" in df.columns
+    if invalid:
+        # un résultat non validé (valeur masquée, voir analysis.indicators.controle_qls) reste la
+        # dernière campagne : sans valeur, jamais remplacé par la campagne précédente
+        present = present | df["_non_valide"].notna()
+    d = df.loc[mask(df["annee"] <= int(annee)) & present]
     if ind.par:
         d = d.loc[d[ind.par].notna()]
     keys = _keys(ind)
@@ -209,6 +217,8 @@ def _observe_valeur(df, ind, annee, rules):
     q = d[keys + ["annee"]].copy()
     for k, c in cols.items():
         q[k] = pd.to_numeric(d[c], errors="coerce").astype("Float64")
+    if invalid:
+        q["non_valide"] = d["_non_valide"].astype("string")
     q = q.sort_values(keys + ["annee"], kind="mergesort").reset_index(drop=True)
     rank = q.groupby(keys, sort=False).cumcount(ascending=False)
     cur = q.loc[rank == 0].copy()

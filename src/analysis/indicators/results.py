@@ -22,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import ciblage as cib
+from . import controle_qls as cq
 from . import suivi as sv
 from . import tendances as td
 
@@ -46,6 +47,8 @@ class Results:
     funnels: dict = field(default_factory=dict)  # clé -> td.FunnelData
     comparaisons: dict = field(default_factory=dict)  # risque -> DataFrame (attrs dans meta)
     alertes: pd.DataFrame | None = None
+    controle_qls: pd.DataFrame | None = None  # None : aucun dossier réaudité fourni
+    controle_criteres: pd.DataFrame | None = None
 
 
 def report_years(ctx) -> list[int]:
@@ -71,20 +74,67 @@ def _meta(ctx, update: dict | None = None) -> dict:
     return meta
 
 
+# Contrôle qualité du recueil QLS (issue 14), première étape (en tête de :func:`run_ciblage`) :
+# :func:`run_controle` -> ``controle_qls.csv`` + ``resultats/controle_qls*.parquet`` quand des dossiers
+# réaudités sont fournis ; le ciblage, le suivi, les tendances et les alertes voient les tables de
+# :func:`stage_tables`, où les résultats non validés par ce contrôle sont masqués, une seule fois.
+
+
+def run_controle(ctx) -> pd.DataFrame | None:
+    """Contrôle qualité du recueil QLS de la région (dossiers réaudités jusqu'à l'année N) :
+    ``controle_qls.csv`` et ``resultats/controle_qls*.parquet`` ; rien quand aucun dossier n'est fourni."""
+    from ..publishing import outputs
+
+    res = cq.compute_controle(ctx.tables, ctx.rules, ctx.annee, ctx.region)
+    d = _dir(ctx)
+    if res is None:
+        for name in ("controle_qls", "controle_qls_criteres"):
+            (d / f"{name}.parquet").unlink(missing_ok=True)
+        _meta(ctx, {"controle_qls": False})
+        return None
+    ctrl, crit = res
+    outputs.write_csv(ctrl[cq.CONTROLE_COLUMNS], Path(ctx.out_dir) / "controle_qls.csv")
+    _save(ctx, "controle_qls", ctrl)
+    _save(ctx, "controle_qls_criteres", crit)
+    _meta(ctx, {"controle_qls": True})
+    return ctrl
+
+
+def stage_tables(ctx) -> dict:
+    """Tables vues par le ciblage, le suivi, les tendances et les alertes : celles du contexte, les
+    résultats en surcotation au contrôle qualité du recueil masqués (:func:`controle_qls.apply_controle`).
+    Le contrôle est celui que :func:`run_controle` a conservé (calculé ici s'il manque)."""
+    if ctx.rules.controle_qls is None:
+        return ctx.tables
+    cached = getattr(ctx, "_tables_des_etapes", None)
+    if cached is not None and cached[0] is ctx.tables:
+        return cached[1]  # mêmes tables masquées pour toutes les étapes d'un même contexte
+    p = _dir(ctx) / "controle_qls.parquet"
+    if "controle_qls" not in _meta(ctx):
+        ctrl = run_controle(ctx)
+    else:
+        ctrl = pd.read_parquet(p) if p.is_file() else None
+    out = cq.apply_controle(ctx.tables, ctx.rules, ctrl)
+    ctx._tables_des_etapes = (ctx.tables, out)
+    return out
+
+
 def run_ciblage(ctx) -> pd.DataFrame:
     from ..publishing import outputs
 
+    run_controle(ctx)  # première étape : le contrôle du recueil précède tout usage des scores
+    t = stage_tables(ctx)
     years = report_years(ctx)
-    hist = cib.ciblage_history(ctx.tables, ctx.rules, years, ctx.region)
+    hist = cib.ciblage_history(t, ctx.rules, years, ctx.region)
     cur = hist.loc[hist["annee"] == ctx.annee].drop(columns="annee").reset_index(drop=True)
     if ctx.annee not in years:
-        cur = cib.compute_ciblage(ctx.tables, ctx.rules, ctx.annee, ctx.region)
+        cur = cib.compute_ciblage(t, ctx.rules, ctx.annee, ctx.region)
     mv = cib.ciblage_movements(hist, years)
     taux = {}
     for code, r in ctx.rules.risques.items():
         if r.regle == "sous_declaration_poisson":
-            t, n = cib.regional_rate(ctx.tables, ctx.rules, ctx.annee, ctx.region, r)
-            taux[code] = {"taux": t, "n": n}
+            t_, n = cib.regional_rate(t, ctx.rules, ctx.annee, ctx.region, r)
+            taux[code] = {"taux": t_, "n": n}
     outputs.write_csv(cur[cib.CIBLAGE_COLUMNS], Path(ctx.out_dir) / "ciblage.csv")
     _save(ctx, "ciblage", cur)
     _save(ctx, "ciblage_historique", hist)
@@ -96,7 +146,7 @@ def run_ciblage(ctx) -> pd.DataFrame:
 def run_suivi(ctx) -> pd.DataFrame:
     from ..publishing import outputs
 
-    t = ctx.tables
+    t = stage_tables(ctx)
     s = sv.compute_suivi(t, ctx.rules, ctx.annee, ctx.region)
     outputs.write_csv(s[sv.SUIVI_COLUMNS], Path(ctx.out_dir) / "suivi_engagements.csv")
     # Pour les fiches : tous les établissements en veille (année N et années précédentes), afin que
@@ -122,25 +172,26 @@ def run_tendances(ctx) -> pd.DataFrame:
 
     d = _dir(ctx)
     meta = _meta(ctx)
+    t = stage_tables(ctx)
     years = meta.get("annees") or report_years(ctx)
     hist = pd.read_parquet(d / "ciblage_historique.parquet") if (d / "ciblage_historique.parquet").is_file() else None
     mv = pd.read_parquet(d / "ciblage_mouvements.parquet") if (d / "ciblage_mouvements.parquet").is_file() else None
-    tend = td.compute_tendances(ctx.tables, ctx.rules, ctx.region, years, history=hist, movements=mv)
+    tend = td.compute_tendances(t, ctx.rules, ctx.region, years, history=hist, movements=mv)
     outputs.write_csv(tend, Path(ctx.out_dir) / "tendances.csv")
     _save(ctx, "tendances", tend)
     funnels, evol, comps = {}, {}, {}
     for code in td.interval_indicators(ctx.rules):
-        ev = td.evolutions(ctx.tables, ctx.rules, ctx.region, ctx.annee, code)
+        ev = td.evolutions(t, ctx.rules, ctx.region, ctx.annee, code)
         _save(ctx, f"evolutions_{code}", ev)
         evol[code] = True
         if ctx.rules.indicator(code).unite == "%" and ctx.rules.indicator(code).effectif:
-            fd = td.funnel_data_valeur(ctx.tables, ctx.rules, ctx.region, ctx.annee, code)
+            fd = td.funnel_data_valeur(t, ctx.rules, ctx.region, ctx.annee, code)
             _save(ctx, f"entonnoir_{code}_points", fd.points)
             _save(ctx, f"entonnoir_{code}_limites", fd.limites)
             funnels[code] = {"reference": fd.reference, "type": "valeur", "indicateur": code}
     for code, r in ctx.rules.risques.items():
         if r.regle == "sous_declaration_poisson":
-            fd = td.funnel_data_poisson(ctx.tables, ctx.rules, ctx.region, ctx.annee, code)
+            fd = td.funnel_data_poisson(t, ctx.rules, ctx.region, ctx.annee, code)
             _save(ctx, f"entonnoir_{code}_points", fd.points)
             _save(ctx, f"entonnoir_{code}_limites", fd.limites)
             funnels[code] = {"reference": fd.reference, "type": "poisson", "risque": code}
@@ -148,18 +199,18 @@ def run_tendances(ctx) -> pd.DataFrame:
     if base in years and hist is not None:
         for code in td.comparable_risks(ctx.rules):
             cb = hist.loc[hist["annee"] == base]
-            df = td.targeted_vs_others(ctx.tables, ctx.rules, ctx.region, base, ctx.annee, code, ciblage_base=cb)
+            df = td.targeted_vs_others(t, ctx.rules, ctx.region, base, ctx.annee, code, ciblage_base=cb)
             _save(ctx, f"comparaison_{code}", df)
             comps[code] = {"annee_ciblage": base, "annee_suivi": ctx.annee}
     from .alertes import compute_alertes
 
     evols = {c: pd.read_parquet(d / f"evolutions_{c}.parquet") for c in evol}
     suivi = pd.read_parquet(d / "suivi.parquet") if (d / "suivi.parquet").is_file() else sv.compute_suivi(
-        ctx.tables, ctx.rules, ctx.annee, ctx.region)
+        t, ctx.rules, ctx.annee, ctx.region)
     shist = pd.read_parquet(d / "suivi_historique.parquet") if (d / "suivi_historique.parquet").is_file() \
         else suivi.iloc[0:0].assign(annee=pd.Series(dtype="Int64"))
-    hist_all = hist if hist is not None else cib.ciblage_history(ctx.tables, ctx.rules, years, ctx.region)
-    alerts = compute_alertes(ctx.tables, ctx.rules, ctx.annee, ctx.region, hist_all, suivi, shist, evols, years)
+    hist_all = hist if hist is not None else cib.ciblage_history(t, ctx.rules, years, ctx.region)
+    alerts = compute_alertes(t, ctx.rules, ctx.annee, ctx.region, hist_all, suivi, shist, evols, years)
     _save(ctx, "alertes", alerts)
     outputs.write_csv(alerts, Path(ctx.out_dir) / "alertes.csv")
     _meta(ctx, {"entonnoirs": funnels, "evolutions": sorted(evol), "comparaisons": comps})
@@ -197,6 +248,8 @@ def load_results(out_dir: str | Path) -> Results:
         funnels=funnels,
         comparaisons=comps,
         alertes=rd("alertes") if (d / "alertes.parquet").is_file() else None,
+        controle_qls=rd("controle_qls") if (d / "controle_qls.parquet").is_file() else None,
+        controle_criteres=rd("controle_qls_criteres") if (d / "controle_qls_criteres.parquet").is_file() else None,
     )
 
 

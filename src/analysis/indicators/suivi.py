@@ -57,6 +57,8 @@ EXTRA_COLUMNS = [
 ]
 ALL_COLUMNS = SUIVI_COLUMNS + EXTRA_COLUMNS
 
+#: valeur affichée d'un résultat non validé par le contrôle qualité du recueil (HAS : « NV »)
+NON_VALIDE_TEXTE = "non validé"
 ATTEINT = "atteint"
 NON_ATTEINT = "non_atteint"
 NON_EVALUABLE = "non_evaluable"
@@ -230,6 +232,8 @@ def _expected(data, rules, code, ind, annee, fol, etabs, obs) -> tuple[pd.DataFr
 
 def _comment(ind: Indicateur, rules: Rules, r: dict, annee: int) -> str | None:
     src = rules.sources[ind.source]
+    if not fmt.is_missing(r.get("non_valide")):
+        return str(r["non_valide"])  # contrôle qualité du recueil : résultat non validé
     if r["_manque"]:
         if ind.par and r["par_valeur"] is None:
             lab = src.colonnes[ind.par].libelle or ind.par.replace("_", " ")
@@ -309,6 +313,8 @@ def _indicator_rows(data, rules, annee, engagement, code, ind, fol, etabs) -> pd
     limits = rules.thresholds(code)
     df["valeur_texte"] = [display_value(ind, v, n, limits + ([] if np.isnan(s) else [s]))
                           for v, n, s in zip(df["valeur_num"], df["niveau"], df["seuil"])]
+    if "non_valide" in df.columns:
+        df.loc[df["non_valide"].notna().to_numpy(), "valeur_texte"] = NON_VALIDE_TEXTE
     df["unite"] = ind.unite
     recs = df.to_dict("records")
     comments = []

@@ -120,5 +120,19 @@ def render_docs(rules) -> str:
     lines += _table(["gravité", "signal", "type", "porte sur"],
                     [[str(i), a.libelle, f"`{a.type}`", f"`{a.indicateur or a.risque or 'tous'}`"]
                      for i, a in enumerate(rules.model.alertes, start=1)])
+    c = rules.controle_qls
+    if c is not None:
+        calc = ("moyenne des scores des dossiers (intervalle de Student)" if c.agregation == "moyenne"
+                else "part des dossiers conformes (intervalle de Wilson)")
+        lines += ["", f"## {c.libelle}", "",
+                  f"Source `{c.source}` ; indicateur contrôlé `{c.indicateur}` ; score recalculé : {calc} "
+                  f"(`agregation: {c.agregation}`), intervalle à {fmt_shortest(100 * c.niveau_confiance)} % ; "
+                  f"non évaluable sous {c.dossiers_minimum} dossiers ; surcotation (résultat non validé) quand le "
+                  f"score déclaré dépasse la borne haute de plus de {fmt_shortest(c.verdict.marge)} point(s) ; "
+                  "critères indispensables comptés dans le score : "
+                  f"{'oui' if c.indispensables_dans_score else 'non'}.", ""]
+        lines += _table(["critère", "libellé", "type"],
+                        [[f"`{k}`", v, "indispensable"] for k, v in c.criteres_indispensables.items()]
+                        + [[f"`{k}`", v, "contenu"] for k, v in c.criteres.items()])
     lines.append("")
     return "\n".join(lines)

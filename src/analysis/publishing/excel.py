@@ -1,6 +1,7 @@
 """Classeur Excel des résultats (``cpom_<region>_<annee>.xlsx``), avec XlsxWriter.
 
-- Une feuille par table, dans l'ordre donné (``ciblage``, ``suivi_engagements``, ``rejets``) ; en-tête
+- Une feuille par table, dans l'ordre donné (``ciblage``, ``suivi_engagements``, ``rejets``, puis
+  ``Contrôle QLS`` quand des dossiers QLS réaudités sont fournis) ; en-tête
   en gras, figé, avec filtre automatique ; largeurs de colonnes ajustées.
 - **Un texte reste un texte** : toute chaîne est écrite comme chaîne (``write_string``, options
   ``strings_to_formulas`` / ``strings_to_numbers`` désactivées), même si elle commence par ``=``,
@@ -175,8 +176,8 @@ def _base_decimals(x: float, unite: str, declared: int | None) -> int:
 
 
 def results_sheets(results, rejects: pd.DataFrame, rules) -> tuple[dict, dict]:
-    """Feuilles ``ciblage``, ``suivi_engagements``, ``rejets`` tirées des résultats typés, et les
-    décimales d'affichage de ``valeur`` (celles du formateur du rapport)."""
+    """Feuilles ``ciblage``, ``suivi_engagements``, ``rejets`` (et ``Contrôle QLS``) tirées des résultats
+    typés, et les décimales d'affichage de ``valeur`` (celles du formateur du rapport)."""
     from ..indicators.ciblage import CIBLAGE_COLUMNS
     from ..indicators.suivi import SUIVI_COLUMNS
     from .fmt import decimals_for
@@ -217,4 +218,17 @@ def results_sheets(results, rejects: pd.DataFrame, rules) -> tuple[dict, dict]:
     sv.insert(sv.columns.get_loc("cible") + 1, "seuil", s["seuil"].astype("Float64"))
     sv.insert(sv.columns.get_loc("seuil") + 1, "unite", s["unite"])
     sheets = {"ciblage": c, "suivi_engagements": sv, "rejets": rejects}
-    return sheets, {"ciblage": {"valeur": c_dec}, "suivi_engagements": {"valeur": s_dec}}
+    decimals = {"ciblage": {"valeur": c_dec}, "suivi_engagements": {"valeur": s_dec}}
+    ctrl = getattr(results, "controle_qls", None)
+    if ctrl is not None:  # dossiers réaudités fournis : feuille du contrôle qualité du recueil QLS
+        from ..indicators.controle_qls import CONTROLE_COLUMNS
+
+        q = ctrl[CONTROLE_COLUMNS].copy()
+        sheets[CONTROLE_SHEET] = q
+        decimals[CONTROLE_SHEET] = {col: [1] * len(q) for col in
+                                    ("score_declare", "score_recalcule", "ic_bas", "ic_haut")}
+    return sheets, decimals
+
+
+#: feuille du contrôle qualité du recueil QLS (présente quand des dossiers réaudités sont fournis)
+CONTROLE_SHEET = "Contrôle QLS"

@@ -68,6 +68,14 @@ Clés obligatoires : ``finess_geo``, ``raison_sociale``. Toute autre clé peut m
             {"annee": 2024, "secteur": "SSR", "score": 73.2, "classement": "B",
              "evolution": "stable"},
         ],
+        # facultatif : contrôle qualité du recueil QLS (un résultat contrôlé par ligne, textes mis
+        # en forme ; verdict_code : concordant | surcotation | non_evaluable)
+        "controle_qls": [
+            {"annee": 2024, "secteur": "MCO", "n_dossiers": 40, "score_declare": "85,0 %",
+             "score_recalcule": "62,0 %", "intervalle": "55,1 – 68,9",
+             "verdict": "Surcotation (non validé)", "verdict_code": "surcotation",
+             "motif": "résultat non validé par le contrôle qualité du recueil (…)"},
+        ],
         # facultatif : petite figure d'historique (texte SVG, p. ex. de
         # analysis.figures.fig_to_svg ; incorporée comme image), son titre et son texte
         # alternatif (ce qu'elle montre ; à défaut, le titre)
@@ -254,6 +262,20 @@ def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
         }
         for x in _as_list(fiche.get("experience_patient"))
     ]
+    controle = [
+        {
+            "annee": _text(x.get("annee")),
+            "secteur": _text(x.get("secteur")),
+            "n_dossiers": _fmt_value(x.get("n_dossiers")),
+            "score_declare": _text(x.get("score_declare")),
+            "score_recalcule": _text(x.get("score_recalcule")),
+            "intervalle": _text(x.get("intervalle")),
+            "verdict": _text(x.get("verdict")),
+            "verdict_code": str(x.get("verdict_code") or ""),
+            "motif": _text(x.get("motif")),
+        }
+        for x in _as_list(fiche.get("controle_qls"))
+    ]
     svg = fiche.get("figure_svg")
     if svg is not None and not isinstance(svg, str):
         raise TypeError("figure_svg doit être une chaîne SVG (analysis.figures.fig_to_svg)")
@@ -277,6 +299,7 @@ def normalize_fiche(fiche: Mapping[str, Any], annee: int) -> dict[str, Any]:
         "annees_historique": annees_hist,
         "plans_actions": plans,
         "experience_patient": experience,
+        "controle_qls": controle,
         "figure_svg": svg or None,
         "figure_titre": _text(fiche.get("figure_titre") or "Historique"),
         "observations": [_text(o) for o in _as_list(fiche.get("observations")) if not is_missing(o)],

@@ -12,7 +12,7 @@ from __future__ import annotations
 import pandas as pd
 
 from ..indicators.engine import region_establishments
-from .fmt import is_missing
+from .fmt import fmt_dec, fmt_pct, is_missing
 
 HISTORY_YEARS = 3
 
@@ -43,6 +43,10 @@ def _records_by(frame: pd.DataFrame | None, key: str = "finess_geo") -> dict:
     if frame is None or not len(frame):
         return {}
     return _group_records(frame.to_dict("records"), key)
+
+
+def _pct(v) -> str | None:
+    return None if is_missing(v) else fmt_pct(v, 1)
 
 
 def _none(v):
@@ -84,6 +88,10 @@ def build_fiches(tables: dict, rules, annee: int, region: str, results) -> list[
     es_by = _records_by(es)
     activity_flags = [(col, rules.label("activite", col) if col in rules.model.libelles.get("activite", {})
                        else col.upper()) for col in ("mco", "ssr", "psy", "had")]
+
+    ctrl_by = _records_by(_restrict(getattr(results, "controle_qls", None), own))
+    cfg = rules.controle_qls
+    ind_ctrl = rules.indicator(cfg.indicateur) if cfg is not None else None
 
     out = []
     for e in etabs.to_dict("records"):
@@ -132,6 +140,19 @@ def build_fiches(tables: dict, rules, annee: int, region: str, results) -> list[
                  "pilote": r.get("pilote"), "echeance": r.get("echeance"),
                  "statut": r["statut"], "statut_libelle": rules.value_label("plans_actions", "statut", r["statut"])}
                 for r in pa_by[f]
+            ]
+        if f in ctrl_by:  # contrôle qualité du recueil QLS : verdict de chaque résultat contrôlé
+            fiche["controle_qls"] = [
+                {"annee": int(r["annee"]),
+                 "secteur": rules.value_label(ind_ctrl.source, ind_ctrl.par, r["secteur"]) if ind_ctrl.par
+                 else r["secteur"],
+                 "n_dossiers": int(r["n_dossiers"]), "score_declare": _pct(r["score_declare"]),
+                 "score_recalcule": _pct(r["score_recalcule"]),
+                 "intervalle": None if is_missing(r["ic_bas"]) or is_missing(r["ic_haut"]) else
+                 f"{fmt_dec(r['ic_bas'], 1)} – {fmt_dec(r['ic_haut'], 1)}",
+                 "verdict": rules.label("verdict_controle", r["verdict"]), "verdict_code": r["verdict"],
+                 "motif": r["motif"]}
+                for r in ctrl_by[f]
             ]
         if f in es_by:
             fiche["experience_patient"] = [

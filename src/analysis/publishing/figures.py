@@ -42,6 +42,7 @@ __all__ = [
     "line_trend",
     "funnel_plot",
     "bar_share",
+    "interval_comparison",
     "fig_to_svg",
     "figure_title",
     "GENERIC_ALT",
@@ -415,6 +416,59 @@ def bar_share(
     ax.set_title(title)
     if hue is not None:
         _bottom_legend(fig, ax, width, max_cols=5)
+    return fig
+
+
+def interval_comparison(
+    df: pd.DataFrame,
+    category: str,
+    value: str,
+    lo: str,
+    hi: str,
+    other: str,
+    title: str = "",
+    *,
+    flag: str | None = None,
+    value_label: str = "Valeur recalculée (intervalle)",
+    other_label: str = "Valeur déclarée",
+    flag_label: str = "Valeur déclarée hors intervalle",
+    xlabel: str = "",
+    percent: bool = True,
+    height: float | None = None,
+    width: float = TEXT_WIDTH_IN,
+) -> Figure:
+    """Une ligne par catégorie (ordre de ``df``, la première en haut) : ``value`` (rond) et son
+    intervalle ``lo``–``hi`` (trait), face à ``other`` (losange) ; les lignes où ``flag`` est vrai ont
+    un losange plein vermillon (forme et couleur : l'écart se voit aussi en noir et blanc)."""
+    n = len(df)
+    if height is None:
+        height = min(9.0, max(2.0, 0.3 * n + 1.3))
+    fig, ax = _new_figure(height, width)
+    pos = np.arange(n)[::-1]
+    v = pd.to_numeric(df[value], errors="coerce").to_numpy(dtype=float)
+    lo_v = pd.to_numeric(df[lo], errors="coerce").to_numpy(dtype=float)
+    hi_v = pd.to_numeric(df[hi], errors="coerce").to_numpy(dtype=float)
+    o = pd.to_numeric(df[other], errors="coerce").to_numpy(dtype=float)
+    flagged = (df[flag].fillna(False).astype(bool).to_numpy() if flag and flag in df else np.zeros(n, dtype=bool))
+    ok = np.isfinite(lo_v) & np.isfinite(hi_v)
+    ax.hlines(pos[ok], lo_v[ok], hi_v[ok], color=PALETTE[0], linewidth=2.2, zorder=2)
+    ax.scatter(v, pos, s=28, color=PALETTE[0], edgecolor="white", linewidth=0.5, zorder=3, label=value_label)
+    base = ~flagged & np.isfinite(o)
+    ax.scatter(o[base], pos[base], s=34, marker="D", facecolor="white", edgecolor="black", linewidth=0.9,
+               zorder=4, label=other_label)
+    out = flagged & np.isfinite(o)
+    if out.any():
+        ax.scatter(o[out], pos[out], s=40, marker="D", color=OKABE_ITO["vermillon"], edgecolor="black",
+                   linewidth=0.6, zorder=5, label=flag_label)
+    ax.set_yticks(pos, [str(x) for x in df[category]])
+    ax.grid(False, axis="y")
+    ax.grid(True, axis="x")
+    if percent:
+        ax.set_xlim(-2, 102)
+    french_axis(ax, "x", suffix="\u00a0%" if percent else "")
+    ax.set_xlabel(xlabel)
+    ax.set_title(title)
+    _bottom_legend(fig, ax, width, max_cols=3)
     return fig
 
 

@@ -523,6 +523,141 @@ def experience_patient(ctx, res) -> None:
 
 
 # ------------------------------------------------------------------------------------------
+# Contrôle qualité du recueil QLS
+
+
+def _verdict_label(rules, v) -> str:
+    return rules.label("verdict_controle", v)
+
+
+def _controle_rows(ctx, c: pd.DataFrame) -> pd.DataFrame:
+    rules = ctx.rules
+    ind = rules.indicator(rules.controle_qls.indicateur)
+    par = ind.par
+    out = c.copy()
+    out["secteur_l"] = [rules.value_label(ind.source, par, v) if par else "" for v in out["secteur"]]
+    out["intervalle"] = [MISSING if is_missing(a) or is_missing(b) else f"{fmt_dec(a, 1)} – {fmt_dec(b, 1)}"
+                         for a, b in zip(out["ic_bas"], out["ic_haut"])]
+    out["verdict_l"] = [_verdict_label(rules, v) for v in out["verdict"]]
+    return out
+
+
+def _nv_below_threshold(ctx, c: pd.DataFrame) -> list[str]:
+    """Résultats non validés dont le score recalculé remplirait un risque « seuil » de l'indicateur
+    contrôlé (à examiner : le résultat non validé ne cible pas l'établissement)."""
+    rules = ctx.rules
+    code = rules.controle_qls.indicateur
+    out = []
+    for r in rules.risques.values():
+        if r.indicateur != code or r.regle != "seuil":
+            continue
+        ops = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+               ">=": lambda a, b: a >= b, "==": lambda a, b: a == b}
+        for x in c[c["verdict"] == "surcotation"].itertuples():
+            if not is_missing(x.score_recalcule) and ops[r.operateur](float(x.score_recalcule), float(r.valeur)):
+                out.append(f"{x.raison_sociale} ({x.finess_geo}, {x.secteur} {x.annee}) : score recalculé "
+                           f"{fmt_pct(x.score_recalcule)} {fmt_target(r.operateur, r.valeur, '%')} (risque « "
+                           f"{r.libelle.lower()} »)")
+    return out
+
+
+def controle_recueil(ctx, res) -> None:
+    """Contrôle qualité du recueil QLS : qui a été contrôlé, verdicts, figure déclaré / recalculé,
+    critères les plus souvent non remplis (résultats de :func:`analysis.indicators.results.run_controle`)."""
+    rules = ctx.rules
+    cfg = rules.controle_qls
+    c = res.controle_qls
+    if cfg is None or c is None:
+        show_html("<p>Aucun contrôle qualité du recueil QLS n'a été transmis (pas de fichier de dossiers "
+                  "réaudités) : les scores QLS déclarés sont utilisés tels quels.</p>")
+        return
+    if c.empty:
+        show_html(f"<p>Aucun établissement de la région n'a de dossier QLS réaudité jusqu'en {ctx.annee} : les "
+                  "scores QLS déclarés sont utilisés tels quels.</p>")
+        return
+    counts = c["verdict"].value_counts()
+    verdicts = ", ".join(f"{fmt_num(int(counts.get(v, 0)))} {_verdict_label(rules, v).lower()}"
+                         for v in ("concordant", "surcotation", "non_evaluable"))
+    risques = " », « ".join(r.libelle.lower() for r in rules.risques.values() if r.indicateur == cfg.indicateur)
+    show_html(text("controle_qls", annee=ctx.annee, n_etab=fmt_num(c["finess_geo"].nunique()),
+                   n_dossiers=fmt_num(int(c["n_dossiers"].sum())), verdicts=verdicts,
+                   n_nv=int(counts.get("surcotation", 0)), risques=risques or "—"))
+    heading(2, "Établissements contrôlés")
+    t = _controle_rows(ctx, c)
+    t["resultat"] = [f"{a} {int(b)}".strip() for a, b in zip(t["secteur_l"], t["annee"])]
+    show_html(french_table(
+        t[["finess_geo", "raison_sociale", "resultat", "n_dossiers", "score_declare", "score_recalcule", "intervalle",
+           "verdict_l"]],
+        formats={"score_declare": "pct1", "score_recalcule": "pct1", "intervalle": "text"},
+        labels={"finess_geo": "FINESS", "raison_sociale": "Établissement", "resultat": "Secteur, campagne",
+                "n_dossiers": "Dossiers", "score_declare": "Score déclaré", "score_recalcule": "Score recalculé",
+                "intervalle": f"Intervalle à {fmt_shortest(100 * cfg.niveau_confiance)} %", "verdict_l": "Verdict"},
+        numeric={"n_dossiers", "score_declare", "score_recalcule", "intervalle"},
+        classes="tableau etablissements"))
+    nv = t[t["verdict"] != "concordant"]
+    if len(nv):
+        show_html("<p>Résultats non validés ou non évaluables :</p><ul>" + "".join(
+            f"<li><b>{h(r.raison_sociale)}</b> ({h(r.finess_geo)}, {h(r.resultat)}) : "
+            + (h(r.motif) if r.verdict == "surcotation" else f"{h(_verdict_label(rules, r.verdict).lower())}, "
+               f"{h(r.motif)}") + ".</li>" for r in nv.itertuples()) + "</ul>")
+    below = _nv_below_threshold(ctx, c)
+    if below:
+        show_html("<p class=\"encadre\">Résultats non validés dont le score recalculé est sous le seuil de ciblage "
+                  "(non ciblés faute de résultat validé ; à examiner avec l'établissement) :</p><ul>"
+                  + "".join(f"<li>{h(x)}</li>" for x in below) + "</ul>")
+    plot = t[t["score_recalcule"].notna()].copy()
+    if len(plot):
+        import textwrap
+
+        heading(2, "Score déclaré et score recalculé")
+        plot["etiquette"] = ["\n".join(textwrap.wrap(f"{a} ({b})", 34, max_lines=2, placeholder="…"))
+                             for a, b in zip(plot["raison_sociale"], plot["resultat"])]
+        plot["hors"] = plot["verdict"] == "surcotation"
+        title = "Score QLS déclaré et score recalculé"
+        caption = f"Score QLS déclaré et score recalculé à partir des dossiers réaudités (campagnes jusqu'en {ctx.annee})"
+        alt = (f"Graphique en points : pour {fmt_num(len(plot))} résultat(s) contrôlé(s), score recalculé à partir "
+               "des dossiers réaudités avec son intervalle, et score déclaré. "
+               + " ; ".join(f"{a} ({b}) : déclaré {fmt_pct(d)}, recalculé {fmt_pct(r)} ({_verdict_label(rules, v).lower()})"
+                            for a, b, d, r, v in zip(plot["raison_sociale"], plot["resultat"], plot["score_declare"],
+                                                     plot["score_recalcule"], plot["verdict"]))
+               + ".")
+        _fig(figures.interval_comparison(plot, "etiquette", "score_recalcule", "ic_bas", "ic_haut", "score_declare",
+                                         title, flag="hors", value_label="Score recalculé (intervalle)",
+                                         other_label="Score déclaré", flag_label="Score déclaré en surcotation",
+                                         xlabel="score QLS (%)", height=min(9.0, 0.42 * len(plot) + 1.4)),
+             alt=alt, caption=caption)
+    crit = res.controle_criteres
+    if crit is not None and len(crit):
+        heading(2, "Critères les plus souvent non remplis")
+        top = crit[crit["n_applicables"] > 0].copy()
+        top["type"] = ["indispensable" if x else "contenu" for x in top["indispensable"]]
+        show_html(f"<p>Sur les {fmt_num(int(c['n_dossiers'].sum()))} dossiers réaudités de la région, part des "
+                  "dossiers où le critère s'applique et n'est pas rempli, du plus souvent manqué au moins "
+                  "souvent :</p>" + french_table(
+                      top[["libelle", "type", "n_applicables", "n_non_conformes", "part_non_conformes"]],
+                      formats={"part_non_conformes": "pct"},
+                      labels={"libelle": "Critère", "type": "Type", "n_applicables": "Dossiers concernés",
+                              "n_non_conformes": "Non remplis", "part_non_conformes": "Part non remplie"},
+                      numeric={"n_applicables", "n_non_conformes"}))
+
+
+def methode_controle_qls(ctx) -> None:
+    cfg = ctx.rules.controle_qls
+    if cfg is None:
+        show_html("<p>Aucun contrôle qualité du recueil n'est déclaré dans le fichier de règles.</p>")
+        return
+    show_html(text("methode_controle_qls", source=ctx.rules.label("source", cfg.source),
+                   indispensables=" ; ".join(f"« {v} »" for v in cfg.criteres_indispensables.values()),
+                   n_criteres=len(cfg.criteres), conforme=cfg.valeurs.conforme,
+                   non_conforme=cfg.valeurs.non_conforme, non_applicable=cfg.valeurs.non_applicable,
+                   source_regle=cfg.source_regle or "fichier de règles",
+                   indispensables_dans_score=cfg.indispensables_dans_score, agregation=cfg.agregation,
+                   autre="dossiers_conformes" if cfg.agregation == "moyenne" else "moyenne",
+                   confiance=fmt_shortest(100 * cfg.niveau_confiance) + "\u00a0%", minimum=cfg.dossiers_minimum,
+                   marge=fmt_shortest(cfg.verdict.marge) if cfg.verdict.marge else None))
+
+
+# ------------------------------------------------------------------------------------------
 # Qualité des données (présentation commune au notebook 01 et au rapport)
 
 
@@ -623,6 +758,14 @@ def rule_rows(rules) -> pd.DataFrame:
         if excl:
             what += " ; exclus : " + ", ".join(rules.value_label("etablissements", "specificite", s) for s in excl)
         rows.append(("Engagement", eng.libelle, what))
+    c = rules.controle_qls
+    if c is not None:
+        calc = "moyenne des scores des dossiers" if c.agregation == "moyenne" else "part des dossiers conformes"
+        what = (f"score recalculé ({calc}, intervalle à {fmt_shortest(100 * c.niveau_confiance)} %) ; surcotation "
+                f"(non validé) quand le score déclaré dépasse la borne haute"
+                + (f" de plus de {fmt_shortest(c.verdict.marge)} point(s)" if c.verdict.marge else "")
+                + f" ; non évaluable sous {c.dossiers_minimum} dossiers")
+        rows.append(("Contrôle du recueil", c.libelle, what))
     return pd.DataFrame(rows, columns=["Rubrique", "Règle", "Valeur"])
 
 

@@ -369,6 +369,51 @@ class Esatis(_Strict):
     classes_non_numeriques: StrList = ["DI", "NR", "NV"]
 
 
+AGREGATIONS_QLS = ("moyenne", "dossiers_conformes")
+VERDICTS = ("concordant", "surcotation", "non_evaluable")
+
+
+class ValeursCritere(_Strict):
+    """Codes d'un critère de contenu : conforme, non conforme, non applicable."""
+    conforme: str = "oui"
+    non_conforme: str = "non"
+    non_applicable: str = "NA"
+
+
+class VerdictQls(_Strict):
+    """Règle du verdict : ``borne_haute`` = surcotation quand le score déclaré dépasse la borne haute
+    de l'intervalle du score recalculé de plus de ``marge`` points."""
+    regle: Literal["borne_haute"] = "borne_haute"
+    marge: float = Field(0.0, ge=0, le=100)
+
+
+class ControleQls(_Strict):
+    """Contrôle qualité du recueil QLS : score recalculé à partir des dossiers réaudités."""
+    libelle: str = "Contrôle qualité du recueil QLS"
+    source: str                      # dossiers réaudités (une ligne par dossier)
+    indicateur: str                  # indicateur contrôlé (calcul « valeur », par secteur)
+    criteres_indispensables: dict[str, str]   # colonne booléenne -> libellé
+    criteres: dict[str, str]                  # colonne oui/non/NA -> libellé
+    valeurs: ValeursCritere = ValeursCritere()
+    indispensables_dans_score: FrBool = True
+    agregation: Literal[AGREGATIONS_QLS] = "moyenne"  # type: ignore[valid-type]
+    dossiers_minimum: int = Field(30, ge=2)
+    niveau_confiance: float = Field(0.95, gt=0, lt=1)
+    verdict: VerdictQls = VerdictQls()
+    source_regle: str | None = None  # d'où vient la règle (cité dans la section de méthode)
+
+    @model_validator(mode="after")
+    def _check(self):
+        if not self.criteres_indispensables:
+            raise ValueError("au moins un critère indispensable est attendu")
+        if not self.criteres:
+            raise ValueError("au moins un critère de contenu est attendu")
+        both = set(self.criteres_indispensables) & set(self.criteres)
+        if both:
+            raise ValueError(f"critères déclarés deux fois : {', '.join(sorted(both))}")
+        return self
+
+
 class Historique(_Strict):
     version: str
     date: str
@@ -387,6 +432,7 @@ class RulesModel(_Strict):
     esatis: Esatis = Esatis()
     referentiel_finess: ReferentielFiness | None = None  # extrait FINESS (analysis.reading.finess)
     bqss: Bqss | None = None  # sélection des clés de la BQSS (analysis.reading.bqss)
+    controle_qls: ControleQls | None = None  # contrôle qualité du recueil QLS (analysis.indicators.controle_qls)
 
     @model_validator(mode="after")
     def _cross(self):
@@ -483,6 +529,8 @@ class RulesModel(_Strict):
                 r = self.ciblage.get(a.risque or "")
                 if r is None or r.regle != "sous_declaration_poisson":
                     errors.append((f"{path}.risque", f"risque de règle « sous_declaration_poisson » attendu (trouvé « {a.risque} »)"))
+        if self.controle_qls is not None:
+            errors += _check_controle_qls(self.controle_qls, self.sources, codes)
         seen: dict[str, str] = {}
         for ecode, e in self.engagements.items():
             for icode in e.indicateurs:
@@ -496,6 +544,40 @@ class RulesModel(_Strict):
 
     def indicator_codes(self) -> dict[str, Indicateur]:
         return {c: i for e in self.engagements.values() for c, i in e.indicateurs.items()}
+
+
+def _check_controle_qls(c: ControleQls, sources: dict[str, Source], codes: dict[str, Indicateur]) -> list:
+    """Cohérence de la rubrique ``controle_qls`` avec les sources et l'indicateur contrôlé."""
+    errors: list[tuple[str, str]] = []
+    path = "controle_qls"
+    src = sources.get(c.source)
+    if src is None:
+        return [(f"{path}.source", f"source non déclarée « {c.source} » (sources déclarées : {', '.join(sources)})")]
+    ind = codes.get(c.indicateur)
+    if ind is None:
+        return [(f"{path}.indicateur", f"indicateur non déclaré « {c.indicateur} » (indicateurs : {', '.join(codes)})")]
+    if ind.calcul != "valeur":
+        errors.append((f"{path}.indicateur", "un indicateur de calcul « valeur » (score déclaré) est attendu"))
+    keys = ["finess_geo", "annee"] + ([ind.par] if ind.par else [])
+    for k in keys:
+        if k not in src.colonnes:
+            errors.append((f"{path}.source", f"colonne « {k} » absente de la source « {c.source} » (clé du score "
+                                             f"contrôlé : {', '.join(keys)})"))
+    for col in c.criteres_indispensables:
+        if col not in src.colonnes:
+            errors.append((f"{path}.criteres_indispensables.{col}", f"colonne absente de la source « {c.source} »"))
+        elif src.colonnes[col].type != "booleen":
+            errors.append((f"{path}.criteres_indispensables.{col}", "colonne de type « booleen » attendue"))
+    codes_critere = [c.valeurs.conforme, c.valeurs.non_conforme, c.valeurs.non_applicable]
+    for col in c.criteres:
+        if col not in src.colonnes:
+            errors.append((f"{path}.criteres.{col}", f"colonne absente de la source « {c.source} »"))
+            continue
+        decl = src.colonnes[col]
+        if decl.type != "code" or sorted(decl.valeurs or []) != sorted(codes_critere):
+            errors.append((f"{path}.criteres.{col}", f"colonne de type « code » aux valeurs "
+                                                     f"{', '.join(codes_critere)} attendue"))
+    return errors
 
 
 class RulesCrossError(ValueError):
@@ -554,6 +636,10 @@ class Rules:
     @property
     def statistiques(self) -> Statistiques:
         return self.model.statistiques
+
+    @property
+    def controle_qls(self) -> ControleQls | None:
+        return self.model.controle_qls
 
     def indicators(self) -> list[tuple[str, str, Indicateur]]:
         """``[(engagement, code, indicateur)]`` dans l'ordre du fichier."""
