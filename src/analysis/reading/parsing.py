@@ -165,9 +165,10 @@ def parse_date(s: pd.Series) -> Parsed:
     empty = c == ""
     iso = c.str.extract(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]00:00(?::00)?)?$")
     fr = c.str.extract(r"^(\d{1,2})/(\d{1,2})/(\d{4})$")
-    year = iso[0].fillna(fr[2])
-    month = iso[1].fillna(fr[1])
-    day = iso[2].fillna(fr[0])
+    # where plutôt que fillna : pas de conversion implicite de type (FutureWarning de pandas)
+    year = iso[0].where(iso[0].notna(), fr[2])
+    month = iso[1].where(iso[1].notna(), fr[1])
+    day = iso[2].where(iso[2].notna(), fr[0])
     frame = pd.DataFrame({"year": pd.to_numeric(year), "month": pd.to_numeric(month), "day": pd.to_numeric(day)})
     vals = pd.to_datetime(frame, errors="coerce")
     bad = vals.isna() & ~empty
