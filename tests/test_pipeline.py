@@ -381,3 +381,18 @@ def test_notebook_failure_crosses_process_boundaries():
     exc = pipeline.NotebookFailed("02_ciblage.ipynb", Path("/x/02_ciblage.ipynb"), "(cellule 3) : KeyError : 'a'")
     back = pickle.loads(pickle.dumps(exc))
     assert str(back) == str(exc) and back.path == exc.path
+
+
+def test_results_computed_by_the_notebooks_when_the_early_computation_fails(built, tmp_path, monkeypatch):
+    """Les résultats sont calculés une fois avant les notebooks 02 à 05 ; si ce calcul échoue (ici une
+    erreur simulée), les notebooks les calculent eux-mêmes, avec le même code : mêmes octets."""
+    tmp, data, out, final = built
+
+    def boom(ctx):
+        raise MemoryError("erreur simulée")
+
+    monkeypatch.setattr(pipeline, "_compute_results", boom)
+    [again] = build_report(params(tmp_path, data, tmp_path / "out"))
+    got, want = _snapshot(again), _snapshot(final)
+    got.pop("manifest.json"), want.pop("manifest.json")
+    assert got == want

@@ -38,6 +38,11 @@ NOTEBOOKS = [
     "04_tendances.ipynb",
     "05_rapport_annuel.ipynb",
 ]
+#: ordre d'exécution. Le notebook 01 tourne pendant le calcul des résultats (il n'en a pas besoin) ;
+#: le notebook du rapport passe avant 02 à 04 (il ne lit que les résultats) : le rapport HTML et PDF
+#: est composé par ce processus pendant que le noyau exécute 02, 03 et 04. Le contenu de chaque
+#: notebook ne dépend pas de l'ordre.
+EXECUTION_ORDER = [NOTEBOOKS[0], NOTEBOOKS[4], NOTEBOOKS[1], NOTEBOOKS[2], NOTEBOOKS[3]]
 KERNEL_NAME = "cpom-qualite"
 FICTIF_MARKER = "DONNEES_FICTIVES.txt"
 
@@ -255,7 +260,10 @@ def ensure_kernel() -> str:
     user-level ``python3`` kernelspec can never be used instead."""
     kdir = Path(sys.prefix) / "share" / "jupyter" / "kernels" / KERNEL_NAME
     spec = {
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        # sans historique IPython : rien n'est écrit dans ~/.ipython, et chaque remise à zéro du
+        # noyau partagé n'ouvre pas une session dans sa base SQLite
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "--HistoryManager.enabled=False",
+                 "-f", "{connection_file}"],
         "display_name": "CPOM qualité",
         "language": "python",
         "env": {"PYTHONHASHSEED": "0", "MPLBACKEND": "module://matplotlib_inline.backend_inline"},
@@ -333,7 +341,10 @@ class NotebookKernel:
     notebook affiche ses avertissements comme dans un noyau neuf.
     """
 
-    WARM_UP = "import analysis.orchestration.context, analysis.publishing.figures, analysis.publishing.report"
+    # modules importés d'avance, puis gelés pour le ramasse-miettes (ses passages complets ne les
+    # parcourent plus : les notebooks créent beaucoup d'objets)
+    WARM_UP = ("import analysis.orchestration.context, analysis.publishing.figures, analysis.publishing.report\n"
+               "__import__('gc').freeze()")
 
     def __init__(self) -> None:
         self.km = None
@@ -385,9 +396,10 @@ class NotebookKernel:
         self._kc = self.client = None
         if self.km is not None:
             try:
-                # a kernel never used (e.g. invalid inputs) is still importing: stopped at once,
-                # without the interrupt (and its traceback) of a graceful shutdown
-                run_sync(self.km.shutdown_kernel)(now=not self._ready)
+                # arrêté sans attendre (0,4 s d'arrêt « poli » sinon) : le noyau n'a rien à écrire
+                # (historique IPython désactivé, voir ensure_kernel), et un noyau jamais utilisé
+                # (entrées invalides) s'arrête sans l'interruption et la trace d'un arrêt poli
+                run_sync(self.km.shutdown_kernel)(now=True)
             except Exception:  # noqa: BLE001 - noyau déjà arrêté
                 pass
             self.km = None
@@ -696,7 +708,10 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                                          timings={"lecture": prep.lecture_s})
     annee, rules, result = prep.annee, prep.rules, prep.result
     final = params.out_dir / str(annee) / region
-    tmp = params.out_dir / f".tmp-{annee}-{region}-{os.getpid()}"
+    # chemins absolus, fixés ici : pendant qu'un notebook s'exécute, Papermill change le dossier
+    # courant du processus, et les travaux en arrière-plan (fiches, classeur, rapport) tournent alors
+    tmp = (params.out_dir / f".tmp-{annee}-{region}-{os.getpid()}").resolve()
+    cache_dir = fiches_cache_dir(params).resolve()
     shutil.rmtree(tmp, ignore_errors=True)
     (tmp / "notebooks").mkdir(parents=True)
     nb_params = {
@@ -737,27 +752,42 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
             computing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resultats")
             stack.callback(computing.shutdown, wait=True)
             pending = computing.submit(_compute_results, ctx)
-            finish_fiches = None
-            for i, nb in enumerate(NOTEBOOKS, start=1):
+            background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
+
+            def start_background(pool_=pool) -> None:
+                # pendant que le noyau exécute les notebooks 02 à 05, ce processus attend : il prépare
+                # les fiches (rendues par le pool), écrit le classeur et charge les moteurs du rendu
+                if params.fiches:
+                    background.append(computing.submit(_start_fiches, tmp, result.tables, rules, annee, region,
+                                                       prep.fictif, params, progress, pool_, cache_dir))
+                background.append(computing.submit(_write_workbook, tmp, rules, result, annee, region, progress))
+                computing.submit(_warm_renderers)
+
+            from .journal import strip_machine_details
+
+            rendering = None
+            for i, nb in enumerate(EXECUTION_ORDER, start=1):
                 if pending is not None and nb != NOTEBOOKS[0]:
                     with progress.timed("resultats_attente"):
-                        _results_or_notebooks(pending, tmp)
+                        ready = _results_or_notebooks(pending, tmp)
                     pending = None
-                    if params.fiches:  # rendues en arrière-plan pendant les notebooks 02 à 05
-                        finish_fiches = _start_fiches(tmp, result.tables, rules, annee, region, prep.fictif,
-                                                      params, progress, pool)
+                    if ready:
+                        start_background()
                 progress.say(f"[{region}] Notebook {i}/{len(NOTEBOOKS)} : {nb}…")
                 with progress.timed("notebooks"):
                     run_notebook(nb, tmp / "notebooks" / nb, nb_params, cwd=tmp, kernel=kernel)
+                strip_machine_details(tmp / "notebooks" / nb, nb_params)  # publié sans dates ni dossiers
+                if nb == NOTEBOOKS[-1]:
+                    if not background:  # résultats calculés par le notebook du rapport lui-même
+                        start_background()
+                    # le rapport HTML et PDF est composé pendant que le noyau exécute 02 à 04
+                    rendering = computing.submit(_render_report, tmp, annee, region, prep.fictif, progress)
             if release_kernel:
                 kernel.stop()
-            from .journal import strip_machine_details
-
-            for nb in NOTEBOOKS:  # published without dates nor folders of this machine
-                strip_machine_details(tmp / "notebooks" / nb, nb_params)
-            _render_all(tmp, rules, result, annee, region, prep.fictif, progress)
-            if finish_fiches is not None:
-                finish_fiches()
+            for job in [*background, rendering]:  # erreurs comprises ; puis la dernière fiche
+                finish = job.result()
+                if callable(finish):
+                    finish()
         _write_manifest(tmp, params, rules, result, annee, region, prep.fictif, digest, progress,
                         extra={"empreinte_region": key, "empreinte_donnees_region": ctx.data_fingerprint})
         replace_dir(tmp, final)
@@ -791,6 +821,14 @@ def _compute_results(ctx) -> None:
     ensure_results(ctx)
 
 
+def _warm_renderers() -> None:
+    """Importe nbconvert et WeasyPrint et prépare la configuration des polices (environ 0,4 s au
+    premier rendu d'un processus), sans rien rendre."""
+    from ..publishing import render
+
+    render.warm_up()
+
+
 def region_key(data_fingerprint: str, params: Params) -> str:
     """Clé de reprise d'un rapport régional : empreinte des données de la région, code (paquet,
     notebooks, versions verrouillées), fiches demandées et date de production éventuelle
@@ -820,16 +858,18 @@ def _reuse_region(final: Path, key: str, params, rules, result, annee, region, f
     return True
 
 
-def _results_or_notebooks(pending, tmp: Path) -> None:
-    """Attend les résultats. S'ils n'ont pas pu être calculés, les résultats partiels sont effacés
-    et les notebooks les calculent eux-mêmes (``ctx.results()``) : l'erreur apparaît alors dans le
-    notebook concerné, gardé pour diagnostic comme tout notebook en échec."""
+def _results_or_notebooks(pending, tmp: Path) -> bool:
+    """Attend les résultats ; vrai s'ils sont prêts. S'ils n'ont pas pu être calculés, les résultats
+    partiels sont effacés et les notebooks les calculent eux-mêmes (``ctx.results()``) : l'erreur
+    apparaît alors dans le notebook concerné, gardé pour diagnostic comme tout notebook en échec."""
     from ..indicators.results import RESULTS_DIR
 
     try:
         pending.result()
+        return True
     except Exception:  # noqa: BLE001 - refait (et signalé) dans le notebook 02, 03 ou 04
         shutil.rmtree(tmp / RESULTS_DIR, ignore_errors=True)
+        return False
 
 
 _WORKER: dict = {}
@@ -944,22 +984,26 @@ def _write_json(path: Path, obj) -> None:
     path.write_text(json.dumps(obj, ensure_ascii=False, indent=2, sort_keys=False, default=str) + "\n", encoding="utf-8")
 
 
-def _render_all(tmp, rules, result, annee, region, fictif, progress) -> None:
-    from ..indicators.results import load_results
-    from ..publishing import excel, render
+def _render_report(tmp, annee, region, fictif, progress) -> None:
+    from ..publishing import render
     from ..reading.regions import region_label
 
-    label = region_label(region)
     progress.say("Rendu HTML et PDF du rapport…")
     with progress.timed("pdf"):
         html = tmp / "rapport_annuel.html"
         render.notebook_to_html(
             tmp / "notebooks" / NOTEBOOKS[-1], html,
-            title="Suivi qualité des CPOM — rapport annuel", region_label=label, annee=annee, fictif=fictif,
+            title="Suivi qualité des CPOM — rapport annuel", region_label=region_label(region), annee=annee,
+            fictif=fictif,
         )
         render.html_to_pdf(html, tmp / "rapport_annuel.pdf")
 
-    # classeur tiré des résultats typés (Parquet) : les nombres restent des nombres
+
+def _write_workbook(tmp, rules, result, annee, region, progress) -> None:
+    """Classeur tiré des résultats typés (Parquet) : les nombres restent des nombres."""
+    from ..indicators.results import load_results
+    from ..publishing import excel
+
     with progress.timed("xlsx"):
         sheets, decimals = excel.results_sheets(load_results(tmp), result.rejects, rules)
         excel.write_cpom_xlsx(tmp / f"cpom_{region}_{annee}.xlsx", sheets, decimals)
@@ -973,7 +1017,7 @@ def fiches_cache_dir(params: Params) -> Path:
     return params.processed_dir / FICHES_CACHE
 
 
-def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, pool):
+def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, pool, cache_dir):
     """Prépare les fiches de la région et lance leur rendu ; renvoie la fonction qui attend la fin.
 
     Une fiche dont le contenu, le gabarit et le moteur n'ont pas changé depuis un rendu précédent
@@ -993,7 +1037,7 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
     report = None if params.quiet else (lambda done, total: progress.say(f"  fiches {done}/{total}"))
     stats: dict = {}
     kwargs = dict(region_label=label, annee=annee, fictif=fictif, progress=report,
-                  cache_dir=fiches_cache_dir(params), refresh=params.force, stats=stats)
+                  cache_dir=cache_dir, refresh=params.force, stats=stats)
     if pool is not None:
         wait = fiches.start_render_fiches(data, tmp / "fiches", pool=pool, jobs=params.jobs, **kwargs)
     else:

@@ -266,6 +266,16 @@ def _exporter():
     return exporter
 
 
+def warm_up() -> None:
+    """Charge ce que le premier rendu d'un processus chargerait (nbconvert et son modèle, WeasyPrint,
+    Pango et la configuration des polices) en composant un document minuscule, jeté : appelé par
+    ``make report`` pendant que le noyau exécute les notebooks (le processus principal attend)."""
+    from weasyprint import HTML
+
+    _exporter()
+    HTML(string='<html lang="fr"><body><p style="font-family: \'DejaVu Sans\'">é</p></body></html>').write_pdf()
+
+
 def notebook_to_html(
     executed_ipynb: Path,
     html_out: Path,
