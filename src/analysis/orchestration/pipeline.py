@@ -692,11 +692,16 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                  kernel: NotebookKernel | None = None, pool=None, release_kernel: bool = True) -> Path:
     """Notebooks, renderings and manifest of one region, written atomically.
 
+    Déroulement : empreinte des données de la région (rapport publié gardé tel quel si elle n'a pas
+    changé, voir :func:`region_key`) ; résultats calculés dans un fil pendant que le noyau exécute le
+    notebook 01 ; puis le notebook du rapport, dont le HTML et le PDF sont composés dans ce fil
+    pendant que le noyau exécute 02 à 04 ; fiches préparées et classeur écrits en arrière-plan dès
+    que les résultats sont prêts (voir :data:`EXECUTION_ORDER`).
+
     ``kernel`` : noyau déjà démarré à réutiliser (sinon un noyau pour cette région) ; arrêté dès
-    la fin des notebooks (sa mémoire est rendue avant les rendus) sauf ``release_kernel=False``
-    (noyau gardé pour la région suivante). ``pool`` :
-    processus des fiches, créés avant tout noyau ; les fiches sont alors rendues pendant que les
-    notebooks s'exécutent (sinon un pool est créé ici quand ``params.jobs > 1``).
+    la fin des notebooks sauf ``release_kernel=False`` (noyau gardé pour la région suivante).
+    ``pool`` : processus des fiches, créés avant tout noyau ; les fiches sont alors rendues pendant
+    que les notebooks s'exécutent (sinon un pool est créé ici quand ``params.jobs > 1``).
     """
     import concurrent.futures
     import contextlib
