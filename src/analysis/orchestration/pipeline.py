@@ -39,9 +39,9 @@ NOTEBOOKS = [
     "05_rapport_annuel.ipynb",
 ]
 #: ordre d'exécution. Le notebook 01 tourne pendant le calcul des résultats (il n'en a pas besoin) ;
-#: le notebook du rapport passe avant 02 à 04 (il ne lit que les résultats) : le rapport HTML et PDF
-#: est composé par ce processus pendant que le noyau exécute 02, 03 et 04. Le contenu de chaque
-#: notebook ne dépend pas de l'ordre.
+#: le notebook du rapport passe avant 02 à 04 (il ne lit que les résultats) : avec ``--jobs`` > 1, le
+#: rapport HTML et PDF est composé par ce processus pendant que le noyau exécute 02, 03 et 04. Le
+#: contenu de chaque notebook ne dépend pas de l'ordre.
 EXECUTION_ORDER = [NOTEBOOKS[0], NOTEBOOKS[4], NOTEBOOKS[1], NOTEBOOKS[2], NOTEBOOKS[3]]
 KERNEL_NAME = "cpom-qualite"
 FICTIF_MARKER = "DONNEES_FICTIVES.txt"
@@ -785,10 +785,15 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 if nb == NOTEBOOKS[-1]:
                     if not background:  # résultats calculés par le notebook du rapport lui-même
                         start_background()
-                    # le rapport HTML et PDF est composé pendant que le noyau exécute 02 à 04
-                    rendering = computing.submit(_render_report, tmp, annee, region, prep.fictif, progress)
+                    if params.jobs > 1:
+                        # le rapport HTML et PDF est composé pendant que le noyau exécute 02 à 04
+                        rendering = computing.submit(_render_report, tmp, annee, region, prep.fictif, progress)
             if release_kernel:
                 kernel.stop()
+            if rendering is None:
+                # un seul processus pour cette région (régions en parallèle : --jobs par région = 1) :
+                # rapport composé après l'arrêt du noyau, dont la mémoire est rendue avant le rendu
+                rendering = computing.submit(_render_report, tmp, annee, region, prep.fictif, progress)
             for job in [*background, rendering]:  # erreurs comprises ; puis la dernière fiche
                 finish = job.result()
                 if callable(finish):
