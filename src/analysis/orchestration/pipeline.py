@@ -754,7 +754,10 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
             # Résultats de la région (ciblage, suivi, tendances, alertes) calculés une fois, ici, sur
             # les tables que lisent les notebooks, pendant que le noyau exécute le notebook 01 (qui
             # n'en a pas besoin) ; les notebooks 02 à 05, les fiches et le classeur les relisent.
-            computing = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resultats")
+            # Avec --jobs 1 (et dans chaque processus de région avec REGION=toutes), tout se fait dans
+            # ce fil, à son tour : pas de fil de plus, dont l'allocateur garderait sa propre mémoire.
+            computing = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resultats")
+                         if params.jobs > 1 else _InlineExecutor())
             stack.callback(computing.shutdown, wait=True)
             pending = computing.submit(_compute_results, ctx)
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
@@ -813,6 +816,24 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
         if k != "lecture":
             outer.timings[k] = outer.timings.get(k, 0.0) + v
     return final
+
+
+class _InlineExecutor:
+    """Exécuteur qui fait chaque travail tout de suite, dans le fil appelant (même interface que
+    ``concurrent.futures`` pour :func:`build_region`)."""
+
+    def submit(self, fn, *args, **kwargs):
+        import concurrent.futures
+
+        future = concurrent.futures.Future()
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except BaseException as exc:  # noqa: BLE001 - rendue par future.result(), comme un fil
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self, wait: bool = True) -> None:
+        return None
 
 
 def _context(nb_params: dict):
@@ -952,6 +973,11 @@ def build_report(params: Params) -> list[Path]:
 
             # regions in parallel, largest first (better balance); the sheets of one region then
             # use one process each
+            # les objets du processus parent (tables nationales lues) ne sont plus parcourus par le
+            # ramasse-miettes : un processus de région ne recopie pas leurs pages en les visitant
+            import gc
+
+            gc.freeze()
             sizes = prep.result.tables["etablissements"]["region"].value_counts()
             order = sorted(regions, key=lambda r: (-int(sizes.get(r, 0)), r))
             done: dict[str, Path] = {}
