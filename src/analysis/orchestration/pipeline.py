@@ -968,14 +968,14 @@ def build_report(params: Params) -> list[Path]:
 
         if parallel_regions and len(regions) > 1:
             import concurrent.futures
-            import multiprocessing as mp
-            from dataclasses import replace
 
             # regions in parallel, largest first (better balance); the sheets of one region then
             # use one process each
             # les objets du processus parent (tables nationales lues) ne sont plus parcourus par le
             # ramasse-miettes : un processus de région ne recopie pas leurs pages en les visitant
             import gc
+            import multiprocessing as mp
+            from dataclasses import replace
 
             gc.freeze()
             sizes = prep.result.tables["etablissements"]["region"].value_counts()
