@@ -115,7 +115,9 @@ def write_fixture(folder: Path) -> Path:
 
 
 def params(tmp: Path, data: Path, out: Path, **kw) -> Params:
+    """Paramètres d'un rapport sur ce jeu ; ``jobs=2`` comme ``make report`` (résultats calculés
+    pendant le notebook 01, rapport composé pendant les notebooks 02 à 04)."""
     return Params(data_dir=data, out_dir=out, region=kw.pop("region", "28"), processed_dir=tmp / "processed",
-                  quiet=True, **kw)
+                  quiet=True, jobs=kw.pop("jobs", 2), **kw)
 
 

@@ -344,10 +344,14 @@ def test_region_fingerprint_sees_only_what_the_region_report_reads(tmp_path):
     assert _context_of(data, "28").data_fingerprint != ref
 
 
-def test_untouched_region_is_kept_and_equals_a_cold_run(built, tmp_path):
+def test_untouched_region_is_kept_and_equals_a_cold_run(built, tmp_path, monkeypatch):
     """REGION=toutes après la correction d'une valeur de la région 84 : le rapport de la région 28 n'est
     pas refait (mêmes fichiers), son manifeste nomme les entrées actuelles, et il est identique à
-    l'octet au rapport 28 construit à froid sur ces entrées."""
+    l'octet au rapport 28 construit à froid sur ces entrées.
+
+    Ce rapport à froid passe en plus par le repli : les résultats sont d'ordinaire calculés une fois
+    avant les notebooks 02 à 05 ; si ce calcul échoue (erreur simulée), les notebooks les calculent
+    eux-mêmes, avec le même code, et les octets sont les mêmes."""
     tmp, data, out, final = built
     data2, out2 = tmp_path / "raw", tmp_path / "out"
     shutil.copytree(data, data2)
@@ -366,7 +370,12 @@ def test_untouched_region_is_kept_and_equals_a_cold_run(built, tmp_path):
 
     assert [e["sha256"] for e in manifest["entrees"] if e["fichier"] == "esin.csv"] == [sha256_file(esin)]
     assert "reprise" not in json.loads((out2 / "2024" / "84" / "manifest.json").read_text(encoding="utf-8"))
-    # à froid, sur les mêmes entrées : mêmes octets
+    # à froid, sur les mêmes entrées (et par le repli) : mêmes octets
+
+    def boom(ctx):
+        raise MemoryError("erreur simulée")
+
+    monkeypatch.setattr(pipeline, "_compute_results", boom)
     [cold] = build_report(params(tmp_path / "froid", data2, tmp_path / "froid" / "out", region="28", force=True))
     got, want = _snapshot(kept), _snapshot(cold)
     got.pop("manifest.json"), want.pop("manifest.json")
@@ -382,17 +391,3 @@ def test_notebook_failure_crosses_process_boundaries():
     back = pickle.loads(pickle.dumps(exc))
     assert str(back) == str(exc) and back.path == exc.path
 
-
-def test_results_computed_by_the_notebooks_when_the_early_computation_fails(built, tmp_path, monkeypatch):
-    """Les résultats sont calculés une fois avant les notebooks 02 à 05 ; si ce calcul échoue (ici une
-    erreur simulée), les notebooks les calculent eux-mêmes, avec le même code : mêmes octets."""
-    tmp, data, out, final = built
-
-    def boom(ctx):
-        raise MemoryError("erreur simulée")
-
-    monkeypatch.setattr(pipeline, "_compute_results", boom)
-    [again] = build_report(params(tmp_path, data, tmp_path / "out"))
-    got, want = _snapshot(again), _snapshot(final)
-    got.pop("manifest.json"), want.pop("manifest.json")
-    assert got == want
