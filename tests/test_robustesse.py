@@ -386,6 +386,23 @@ def test_cli_refuses_absurd_year(text, capsys):
     assert exc.value.code == 2 and "année invalide" in capsys.readouterr().err
 
 
+def test_cli_usage_errors_and_help_are_french(capsys):
+    from analysis.orchestration.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(["report", "--jobs", "x"])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert "utilisation : python -m analysis report" in err and "erreur : argument --jobs : valeur invalide" in err
+    with pytest.raises(SystemExit):
+        main([])
+    assert "arguments obligatoires manquants : commande" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    out = capsys.readouterr().out
+    assert exc.value.code == 0 and "affiche cette aide et quitte" in out and "usage:" not in out
+
+
 def test_leftovers_of_a_killed_run_are_cleaned(tmp_path):
     from analysis.orchestration.pipeline import recover_leftovers
 

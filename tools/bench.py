@@ -66,7 +66,7 @@ PARTIES = {
     "resultats_attente": "attente des résultats (calculés pendant le notebook 01)",
     "pdf": "rapport HTML + PDF",
     "xlsx": "classeur XLSX",
-    "fiches": "fiches PDF (de leur préparation à la dernière)",
+    "fiches": "fiches PDF (de leur préparation à leur relevé, après le rapport : en arrière-plan)",
     "fiches_attente": "fiches PDF restant à attendre après le rapport",
 }
 

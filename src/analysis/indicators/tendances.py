@@ -550,13 +550,17 @@ def targeted_vs_others(data: dict, rules: Rules, region, annee_ciblage: int, ann
         "non ciblés": others,
     }
     rows = []
+    def stat(values: pd.Series, how: str):
+        v = values.dropna()  # moyenne ou médiane des valeurs présentes ; aucune : manquante (sans avertissement)
+        return getattr(v, how)() if len(v) else np.nan
+
     for name, g in groups.items():
         rows.append({
             "groupe": name, "indicateur": label, "unite": unit, "n": len(g),
-            "valeur_initiale_moyenne": g["valeur_initiale"].mean() if len(g) else np.nan,
-            "valeur_finale_moyenne": g["valeur_finale"].mean() if len(g) else np.nan,
-            "evolution_moyenne": g["evolution"].mean() if len(g) else np.nan,
-            "evolution_mediane": g["evolution"].median() if len(g) else np.nan,
+            "valeur_initiale_moyenne": stat(g["valeur_initiale"], "mean"),
+            "valeur_finale_moyenne": stat(g["valeur_finale"], "mean"),
+            "evolution_moyenne": stat(g["evolution"], "mean"),
+            "evolution_mediane": stat(g["evolution"], "median"),
         })
     out = pd.DataFrame(rows).astype({
         "groupe": "string", "indicateur": "string", "unite": "string", "n": "Int64",

@@ -27,9 +27,35 @@ def _year(text: str) -> int | None:
     return year
 
 
+#: textes d'argparse (aide, erreurs d'usage) en français : CPython n'en livre pas de traduction ;
+#: argparse les passe par gettext (``argparse._``), remplacé ici par cette table (texte d'origine
+#: gardé pour ceux qui n'y sont pas)
+ARGPARSE_FR = {
+    "usage: ": "utilisation : ",
+    "positional arguments": "arguments",
+    "options": "options",
+    "show this help message and exit": "affiche cette aide et quitte",
+    "%(prog)s: error: %(message)s\n": "%(prog)s : erreur : %(message)s\n",
+    "argument %(argument_name)s: %(message)s": "argument %(argument_name)s : %(message)s",
+    "the following arguments are required: %s": "arguments obligatoires manquants : %s",
+    "unrecognized arguments: %s": "arguments non reconnus : %s",
+    "expected one argument": "une valeur est attendue",
+    "invalid choice: %(value)r (choose from %(choices)s)": "choix invalide : %(value)r (choix possibles : %(choices)s)",
+    "invalid %(type)s value: %(value)r": "valeur invalide : %(value)r",
+    "ambiguous option: %(option)s could match %(matches)s": "option ambiguë : %(option)s peut désigner %(matches)s",
+}
+
+
+def _french(text: str) -> str:
+    return ARGPARSE_FR.get(text, text)
+
+
+argparse._ = _french
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m analysis", description="Suivi qualité des CPOM (ARS).")
-    sub = p.add_subparsers(dest="command", required=True)
+    sub = p.add_subparsers(dest="command", required=True, metavar="commande")
 
     r = sub.add_parser("report", help="construit le rapport annuel d'une région")
     r.add_argument("--data", default="data/raw", help="dossier des fichiers d'entrée")

@@ -797,7 +797,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 # un seul processus pour cette région (régions en parallèle : --jobs par région = 1) :
                 # rapport composé après l'arrêt du noyau, dont la mémoire est rendue avant le rendu
                 rendering = computing.submit(_render_report, tmp, annee, region, prep.fictif, progress)
-            for job in [*background, rendering]:  # erreurs comprises ; puis la dernière fiche
+            for job in [rendering, *background]:  # rapport, classeur, puis la dernière fiche (erreurs comprises)
                 finish = job.result()
                 if callable(finish):
                     finish()
