@@ -293,6 +293,18 @@ def test_csv_outputs_neutralise_formulas(built):
     assert "'" + FORMULA_NAME.replace('"', '""') in text and ";" + FORMULA_NAME.replace('"', '""') not in text
 
 
+def test_renamed_rules_file_gets_its_own_copy_for_the_notebooks(built, tmp_path):
+    """Le même fichier de règles sous un autre nom : les notebooks lisent « regles/<nouveau nom> »,
+    qui doit donc exister dans les tables nettoyées (le cache ne se fie pas qu'au contenu)."""
+    from dataclasses import replace
+
+    tmp, data, out, final = built
+    r2 = tmp_path / "regles_copie.yml"
+    shutil.copyfile(pipeline.PROJECT_DIR / "config" / "regles_cpom.yml", r2)
+    prep = pipeline.prepare(replace(params(tmp, data, out), rules=r2), pipeline.Progress(quiet=True))
+    assert (prep.processed / "regles" / "regles_copie.yml").is_file()
+
+
 def test_damaged_processed_cache_is_rewritten_and_force_ignores_it(built):
     from dataclasses import replace
 

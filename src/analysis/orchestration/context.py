@@ -124,7 +124,7 @@ def data_fingerprint(ctx: Context) -> str:
     """SHA-256 de tout ce que lit le rapport d'une région : les lignes de ses établissements dans
     chaque table nettoyée (référentiel compris), les comptes de lecture de chaque fichier (sans son
     empreinte), les rejets, les avertissements et sources absentes, les lignes des autres régions
-    comptées par fichier, les règles, l'année, la région et le marquage « données fictives ».
+    comptées par fichier, les règles (contenu et nom), l'année, la région et le marquage « données fictives ».
 
     Deux rapports de même empreinte (et même code) sont identiques à l'octet : c'est ce qui permet de
     ne pas refaire une région que la correction d'une autre n'a pas touchée. Le calcul ne dépend pas
@@ -135,7 +135,7 @@ def data_fingerprint(ctx: Context) -> str:
 
     h = hashlib.sha256()
     h.update(json.dumps({"annee": ctx.annee, "region": ctx.region, "fictif": ctx.fictif,
-                         "regles": ctx.rules.sha256}, sort_keys=True).encode())
+                         "regles": ctx.rules.sha256, "fichier_regles": ctx.rules.name}, sort_keys=True).encode())
     own = pd.Index(sorted(region_finess(ctx.tables["etablissements"], ctx.region)))
     for name in sorted(ctx.tables):
         df = ctx.tables[name]

@@ -100,7 +100,7 @@ def _sha_bytes(data: bytes) -> str:
 def code_fingerprint() -> str:
     h = hashlib.sha256()
     files = sorted(
-        [p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css", ".tpl", ".json", ".html", ".typ")]
+        [p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css", ".js", ".csv", ".tpl", ".json", ".html", ".typ")]
         + list(NOTEBOOKS_DIR.glob("*.ipynb"))
         + [PROJECT_DIR / "requirements.lock"]
     )
@@ -373,6 +373,7 @@ class NotebookKernel:
 
             self._kc.wait_for_ready(timeout=120)
             self.client = self.km.client()
+            self.client.allow_stdin = False  # comme les clients de nbclient : input() échoue, ne bloque pas
             self.client.start_channels()
             run_sync(self.client.wait_for_ready)(timeout=120)
             self._ready = True
@@ -622,7 +623,8 @@ def prepare(params: Params, progress: Progress) -> Prepared:
         f"rapport {annee}{' (données fictives)' if fictif else ''}."
     )
     # The cleaned tables depend on the inputs, the rules and the code only (not on year/region).
-    key = json.dumps([[f.fichier, f.sha256] for f in result.files] + [rules.sha256, code_fingerprint()])
+    # le nom du fichier de règles compte aussi : sa copie « regles/<nom> » est ce que lisent les notebooks
+    key = json.dumps([[f.fichier, f.sha256] for f in result.files] + [rules.name, rules.sha256, code_fingerprint()])
     digest = _sha_bytes(key.encode())[:16]
     processed = params.processed_dir / digest
     if params.force or not cache_intact(processed):
@@ -758,7 +760,9 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
             # ce fil, à son tour : pas de fil de plus, dont l'allocateur garderait sa propre mémoire.
             computing = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resultats")
                          if params.jobs > 1 else _InlineExecutor())
-            stack.callback(computing.shutdown, wait=True)
+            # en cas d'échec, les travaux pas encore commencés sont abandonnés ; ceux en cours finissent
+            # avant que le dossier temporaire soit effacé
+            stack.callback(computing.shutdown, wait=True, cancel_futures=True)
             pending = computing.submit(_compute_results, ctx)
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
 
@@ -828,11 +832,11 @@ class _InlineExecutor:
         future = concurrent.futures.Future()
         try:
             future.set_result(fn(*args, **kwargs))
-        except BaseException as exc:  # noqa: BLE001 - rendue par future.result(), comme un fil
+        except Exception as exc:  # noqa: BLE001 - rendue par future.result(), comme un fil ; pas Ctrl-C
             future.set_exception(exc)
         return future
 
-    def shutdown(self, wait: bool = True) -> None:
+    def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         return None
 
 
@@ -862,10 +866,12 @@ def _warm_renderers() -> None:
 
 def region_key(data_fingerprint: str, params: Params) -> str:
     """Clé de reprise d'un rapport régional : empreinte des données de la région, code (paquet,
-    notebooks, versions verrouillées), fiches demandées et date de production éventuelle
-    (``SOURCE_DATE_EPOCH``, écrite dans les PDF)."""
-    key = [data_fingerprint, code_fingerprint(), bool(params.fiches), os.environ.get("SOURCE_DATE_EPOCH")]
-    return _sha_bytes(json.dumps(key).encode())
+    notebooks, versions verrouillées), versions installées des bibliothèques et de Python, fiches
+    demandées et date de production éventuelle (``SOURCE_DATE_EPOCH``, écrite dans les PDF). Les
+    polices et la bibliothèque Pango du système n'y sont pas : après leur mise à jour, ``--force``."""
+    key = [data_fingerprint, code_fingerprint(), _versions(), sys.version, bool(params.fiches),
+           os.environ.get("SOURCE_DATE_EPOCH")]
+    return _sha_bytes(json.dumps(key, sort_keys=True).encode())
 
 
 def _reuse_region(final: Path, key: str, params, rules, result, annee, region, fictif, digest,
@@ -885,6 +891,7 @@ def _reuse_region(final: Path, key: str, params, rules, result, annee, region, f
     _write_manifest(final, params, rules, result, annee, region, fictif, digest, progress,
                     extra={"empreinte_region": key, "empreinte_donnees_region": data_fp,
                            "reprise": {"durees_s_construction": old.get("durees_s", {}),
+                                       "code_construction": old.get("code"),
                                        "raison": "données de la région, règles et code inchangés"}})
     return True
 
@@ -898,7 +905,9 @@ def _results_or_notebooks(pending, tmp: Path) -> bool:
     try:
         pending.result()
         return True
-    except Exception:  # noqa: BLE001 - refait (et signalé) dans le notebook 02, 03 ou 04
+    except Exception as exc:  # noqa: BLE001 - refait (et signalé s'il échoue encore) par le notebook 05
+        log.warning("Avertissement : calcul anticipé des résultats impossible (%s : %s) ; les notebooks "
+                    "les calculent eux-mêmes.", type(exc).__name__, exc)
         shutil.rmtree(tmp / RESULTS_DIR, ignore_errors=True)
         return False
 
@@ -978,6 +987,7 @@ def build_report(params: Params) -> list[Path]:
             from dataclasses import replace
 
             gc.freeze()
+            stack.callback(gc.unfreeze)
             sizes = prep.result.tables["etablissements"]["region"].value_counts()
             order = sorted(regions, key=lambda r: (-int(sizes.get(r, 0)), r))
             done: dict[str, Path] = {}
@@ -1108,7 +1118,7 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
 
     outputs_list = []
     for p in sorted(tmp.rglob("*")):
-        if p.is_file() and p.name != "manifest.json":
+        if p.is_file() and p.name not in ("manifest.json", ".manifest.json.tmp"):
             outputs_list.append({"fichier": str(p.relative_to(tmp)), "sha256": sha256_file(p)})
     n_fiches = len(list((tmp / "fiches").glob("*.pdf"))) if (tmp / "fiches").is_dir() else 0
     manifest = {
