@@ -301,7 +301,7 @@ def test_renamed_rules_file_gets_its_own_copy_for_the_notebooks(built, tmp_path)
     tmp, data, out, final = built
     r2 = tmp_path / "regles_copie.yml"
     shutil.copyfile(pipeline.PROJECT_DIR / "config" / "regles_cpom.yml", r2)
-    prep = pipeline.prepare(replace(params(tmp, data, out), rules=r2), pipeline.Progress(quiet=True))
+    prep = pipeline.prepare(replace(params(tmp_path, data, out), rules=r2), pipeline.Progress(quiet=True))
     assert (prep.processed / "regles" / "regles_copie.yml").is_file()
 
 
