@@ -45,3 +45,15 @@ def results_for(tables: dict, rules, annee: int, region: str, out_dir: Path):
     from analysis.indicators.results import compute_region
 
     return compute_region(tables, rules, annee, region, out_dir)
+
+
+def independent_levels(real_data: Path, sites: set[str], annee: int) -> pd.Series:
+    """Décision de certification en vigueur au 31/12/``annee`` de chaque site, relue directement dans
+    les fichiers HAS (``../shared/real-data``), sans le code du projet : la référence des tests."""
+    dem = pd.read_csv(real_data / "has-certification-2021" / "demarche.csv", dtype=str)
+    geo = pd.read_csv(real_data / "has-certification-2021" / "etablissement-geo.csv", dtype=str)
+    m = geo.merge(dem, on="code_demarche")
+    m = m[m["FINESS_EG"].isin(sites) & m["Decision_de_la_CCES"].notna()].copy()
+    m["date"] = pd.to_datetime(m["date_de_decision"], format="%d/%m/%Y")
+    m = m[m["date"] <= pd.Timestamp(f"{annee}-12-31")]
+    return m.sort_values("date").groupby("FINESS_EG").tail(1).set_index("FINESS_EG")["Decision_de_la_CCES"]

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tables import independent_levels
 
 from analysis.reading import finess
 from analysis.reading.cleaning import clean_folder
@@ -216,16 +217,6 @@ def test_national_referential_health_only_regions_right(national):
     assert len(res.rejects) == 0, res.rejects.head()
 
 
-def _independent_levels(real_data: Path, sites: set[str], annee: int) -> pd.Series:
-    dem = pd.read_csv(real_data / "has-certification-2021" / "demarche.csv", dtype=str)
-    geo = pd.read_csv(real_data / "has-certification-2021" / "etablissement-geo.csv", dtype=str)
-    m = geo.merge(dem, on="code_demarche")
-    m = m[m["FINESS_EG"].isin(sites) & m["Decision_de_la_CCES"].notna()].copy()
-    m["date"] = pd.to_datetime(m["date_de_decision"], format="%d/%m/%Y")
-    m = m[m["date"] <= pd.Timestamp(f"{annee}-12-31")]
-    return m.sort_values("date").groupby("FINESS_EG").tail(1).set_index("FINESS_EG")["Decision_de_la_CCES"]
-
-
 @pytest.mark.parametrize("region", ["84", "04"])
 def test_national_targeting_and_follow_up_against_independent_computation(real_data, national, region):
     from analysis.indicators.ciblage import compute_ciblage
@@ -233,7 +224,7 @@ def test_national_targeting_and_follow_up_against_independent_computation(real_d
 
     t, _others, expected_region, res = national
     sites = set(expected_region[expected_region == region].index)
-    levels = _independent_levels(real_data, sites, 2024)
+    levels = independent_levels(real_data, sites, 2024)
     cib = compute_ciblage(res.tables, RULES, 2024, region)
     assert set(cib.loc[cib["risque"] == "management_qualite", "finess_geo"]) == set(levels[levels == "Non certifié"].index)
     suivi = compute_suivi(res.tables, RULES, 2024, region)

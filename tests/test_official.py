@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from tables import independent_levels
 
 from analysis.reading.cleaning import clean_folder
 from analysis.reading.readers import read_any
@@ -103,23 +104,12 @@ def test_decision_mapping_and_sites_without_decision(real_data, cleaned):
     assert rep.sans_objet == no_decision == 201
 
 
-def _independent_levels(real_data: Path, sites: set[str], annee: int) -> pd.Series:
-    dem = pd.read_csv(real_data / "has-certification-2021" / "demarche.csv", dtype=str)
-    geo = pd.read_csv(real_data / "has-certification-2021" / "etablissement-geo.csv", dtype=str)
-    m = geo.merge(dem, on="code_demarche")
-    m = m[m["FINESS_EG"].isin(sites) & m["Decision_de_la_CCES"].notna()].copy()
-    m["date"] = pd.to_datetime(m["date_de_decision"], format="%d/%m/%Y")
-    m = m[m["date"] <= pd.Timestamp(f"{annee}-12-31")]
-    m = m.sort_values("date").groupby("FINESS_EG").tail(1)
-    return m.set_index("FINESS_EG")["Decision_de_la_CCES"]
-
-
 def test_targeted_management_qualite_equals_non_certified_sites(real_data, cleaned):
     from analysis.indicators.ciblage import compute_ciblage
 
     ref, res = cleaned
     sites = set(ref.loc[ref["region"] == REGION, "finess_geo"])
-    levels = _independent_levels(real_data, sites, ANNEE)
+    levels = independent_levels(real_data, sites, ANNEE)
     expected = set(levels[levels == "Non certifié"].index)
     assert expected, "la région choisie doit compter au moins un site non certifié"
     cib = compute_ciblage(res.tables, RULES, ANNEE, REGION)
@@ -132,7 +122,7 @@ def test_certification_follow_up_counts_are_consistent(real_data, cleaned):
 
     ref, res = cleaned
     sites = set(ref.loc[ref["region"] == REGION, "finess_geo"])
-    levels = _independent_levels(real_data, sites, ANNEE)
+    levels = independent_levels(real_data, sites, ANNEE)
     suivi = compute_suivi(res.tables, RULES, ANNEE, REGION)
     cert = suivi[suivi["indicateur"] == "niveau_certification"]
     assert len(cert) == len(sites)  # monitoring mode: every site of the region is followed

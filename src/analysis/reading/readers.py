@@ -398,11 +398,9 @@ def read_csv_text(path: Path) -> RawTable:
         pad_short=False,
     )
     malformed = sorted(malformed + bad_rows)
-    df = pd.DataFrame(rows, columns=norm, dtype=object) if rows else pd.DataFrame(columns=norm, dtype=object)
-    df[LINE_COL] = pd.Series(line_nos, dtype="int64")
     return RawTable(
         path=path,
-        data=df,
+        data=_rows_frame(rows, norm, line_nos),
         original_headers=dict(zip(norm, original)),
         encoding=encoding,
         separator=sep,
@@ -411,6 +409,13 @@ def read_csv_text(path: Path) -> RawTable:
         notes=notes,
         joined_lines=sum(joined),
     )
+
+
+def _rows_frame(rows: list, columns: list[str], line_nos: list[int]) -> pd.DataFrame:
+    """Lignes lues (textes bruts) et leur numéro de ligne dans le fichier (CSV ou XLSX)."""
+    df = pd.DataFrame(rows, columns=columns, dtype=object) if rows else pd.DataFrame(columns=columns, dtype=object)
+    df[LINE_COL] = pd.Series(line_nos, dtype="int64")
+    return df
 
 
 def _cell_to_str(value: object) -> str:
@@ -570,11 +575,9 @@ def read_xlsx(path: Path, sheet: str | None = None) -> RawTable:
             f"« {path.name} » : {len(cell_issues)} cellule(s) contiennent une formule sans valeur calculée "
             f"(colonne(s) {', '.join(cols)}) ; elles ne sont pas lues comme des valeurs."
         )
-    df = pd.DataFrame(rows, columns=norm, dtype=object) if rows else pd.DataFrame(columns=norm, dtype=object)
-    df[LINE_COL] = pd.Series(lines, dtype="int64")
     return RawTable(
         path=path,
-        data=df,
+        data=_rows_frame(rows, norm, lines),
         original_headers=dict(zip(norm, original)),
         encoding="xlsx",
         separator="",
