@@ -888,7 +888,7 @@ def _reuse_region(final: Path, key: str, params, rules, result, annee, region, f
     progress = Progress(quiet=True)
     progress.fiches = old.get("fiches_rendu")
     progress.warnings = list(old.get("avertissements_fiches") or [])
-    _write_manifest(final, params, rules, result, annee, region, fictif, digest, progress,
+    _write_manifest(final, params, rules, result, annee, region, fictif, digest, progress, kept=old,
                     extra={"empreinte_region": key, "empreinte_donnees_region": data_fp,
                            "reprise": {"durees_s_construction": old.get("durees_s", {}),
                                        "code_construction": old.get("code"),
@@ -1110,17 +1110,21 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
 
 
 def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, progress,
-                    extra: dict | None = None) -> None:
+                    extra: dict | None = None, kept: dict | None = None) -> None:
+    """``kept`` : manifeste d'un rapport gardé tel quel, dont les sorties viennent d'être vérifiées
+    (:func:`outputs_intact`) : sa liste et ses empreintes sont reprises, sans tout relire."""
     from dataclasses import asdict
 
     from .. import __version__
     from ..reading.readers import sha256_file
 
-    outputs_list = []
-    for p in sorted(tmp.rglob("*")):
-        if p.is_file() and p.name not in ("manifest.json", ".manifest.json.tmp"):
-            outputs_list.append({"fichier": str(p.relative_to(tmp)), "sha256": sha256_file(p)})
-    n_fiches = len(list((tmp / "fiches").glob("*.pdf"))) if (tmp / "fiches").is_dir() else 0
+    if kept is not None:
+        outputs_list, n_fiches, sheets_digest = kept["sorties"], kept.get("fiches", 0), kept.get("fiches_empreinte")
+    else:
+        outputs_list = [{"fichier": str(p.relative_to(tmp)), "sha256": sha256_file(p)} for p in sorted(tmp.rglob("*"))
+                        if p.is_file() and p.name not in ("manifest.json", ".manifest.json.tmp")]
+        n_fiches = len(list((tmp / "fiches").glob("*.pdf"))) if (tmp / "fiches").is_dir() else 0
+        sheets_digest = fiches_digest(tmp)
     manifest = {
         "produit": "cpom-qualite",
         "empreinte": digest,
@@ -1146,7 +1150,7 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
         "rejets": int(len(result.rejects)),
         "sorties": outputs_list,
         "fiches": n_fiches,
-        "fiches_empreinte": fiches_digest(tmp),
+        "fiches_empreinte": sheets_digest,
         "fiches_rendu": progress.fiches,
         "avertissements_fiches": progress.warnings,
         "versions": _versions(),
