@@ -132,20 +132,21 @@ def _observe_ratio(df, ind, annee, rules):
     return g
 
 
-def _observe_compte(df, ind, annee, rules):
+def _year_rows(df, ind, annee):
+    """Lignes de l'année N où ``colonne`` (et ``par`` le cas échéant) est renseignée."""
     d = df.loc[_year_mask(df, annee) & df[ind.colonne].notna()]
-    if ind.par:
-        d = d.loc[d[ind.par].notna()]
+    return d.loc[d[ind.par].notna()] if ind.par else d
+
+
+def _observe_compte(df, ind, annee, rules):
+    d = _year_rows(df, ind, annee)
     g = d.groupby(_keys(ind), as_index=False, sort=True).agg(valeur_num=(ind.colonne, "sum"))
     g["annee_donnee"] = int(annee)
     return g
 
 
 def _observe_booleen(df, ind, annee, rules):
-    d = df.loc[_year_mask(df, annee) & df[ind.colonne].notna()]
-    if ind.par:
-        d = d.loc[d[ind.par].notna()]
-    d = d.drop_duplicates(_keys(ind), keep="last")
+    d = _year_rows(df, ind, annee).drop_duplicates(_keys(ind), keep="last")
     out = d[_keys(ind)].copy()
     out["valeur_num"] = d[ind.colonne].astype("boolean").astype("Float64")
     out["annee_donnee"] = int(annee)
