@@ -857,8 +857,8 @@ def _compute_results(ctx) -> None:
 
 
 def _warm_renderers() -> None:
-    """Importe nbconvert et WeasyPrint et prépare la configuration des polices (environ 0,4 s au
-    premier rendu d'un processus), sans rien rendre."""
+    """Importe nbconvert et son modèle et charge le compilateur Typst et ses polices, sans rien
+    rendre."""
     from ..publishing import render
 
     render.warm_up()

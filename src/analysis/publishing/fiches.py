@@ -575,15 +575,16 @@ class _TextCleaner:
                 out.append(MISSING_GLYPH)
         return "".join(out)
 
-    def warnings(self, finess: str) -> list[str]:
+    def warnings(self, subject: str) -> list[str]:
+        """Avertissements en français ; ``subject`` : « Fiche 140000001 », « Rapport annuel »…"""
         out = []
         if self.bidi:
-            out.append(f"Fiche {finess} : {self.bidi} caractère(s) de contrôle bidirectionnel "
+            out.append(f"{subject} : {self.bidi} caractère(s) de contrôle bidirectionnel "
                        "(U+202A–U+202E, U+2066–U+2069…) retiré(s) : le texte est affiché dans l'ordre saisi.")
         if self.missing:
             chars = ", ".join(f"U+{ord(c):04X} « {c} »" for c in sorted(self.missing)[:8])
             more = " …" if len(self.missing) > 8 else ""
-            out.append(f"Fiche {finess} : {sum(self.missing.values())} caractère(s) absent(s) de la police "
+            out.append(f"{subject} : {sum(self.missing.values())} caractère(s) absent(s) de la police "
                        f"DejaVu Sans ({chars}{more}) remplacé(s) par « {MISSING_GLYPH} ».")
         return out
 
@@ -629,7 +630,7 @@ def sheet_view(fiche: Mapping[str, Any], *, region_label: str, annee: int,
         "figure_alt": clean(_text(figure_alt)) if not is_missing(figure_alt) and str(figure_alt).strip()
         else n["figure_titre"],
     }
-    return view, clean.warnings(n["finess_geo"])
+    return view, clean.warnings(f"Fiche {n['finess_geo']}")
 
 
 def sheet_json(view: Mapping[str, Any]) -> str:
@@ -882,10 +883,14 @@ class _InlinePool:
 
 
 def typst_started() -> bool:
-    """Vrai si ce processus a déjà rendu une fiche avec Typst. Son compilateur a alors des fils
-    d'exécution (rayon) qu'un « fork » ne recopie pas : un processus créé ensuite par « fork »
-    qui rendrait une fiche resterait bloqué."""
-    return _TYPST is not None
+    """Vrai si ce processus a déjà chargé Typst (une fiche, ou le PDF du rapport annuel :
+    :mod:`analysis.publishing.rapport_pdf`). Son compilateur a alors des fils d'exécution (rayon)
+    qu'un « fork » ne recopie pas : un processus créé ensuite par « fork » qui rendrait une fiche
+    resterait bloqué."""
+    import sys
+
+    report = sys.modules.get("analysis.publishing.rapport_pdf")
+    return _TYPST is not None or (report is not None and report.started())
 
 
 def fiche_pool(jobs: int, *, background: bool = False):

@@ -1,13 +1,11 @@
-"""Notebook exécuté → HTML (document imprimable et page web) → PDF A4 balisé (WeasyPrint), sans code.
+"""Notebook exécuté → HTML (document imprimable et page web) → PDF A4 balisé (Typst), sans code.
 
 - :func:`notebook_to_html` : nbconvert ``HTMLExporter`` avec le modèle ``templates/rapport``
   (hérite du rendu des cellules « lab », en remplace l'en-tête et le pied) ; code, invites et
   avertissements (stderr) masqués ; cellules étiquetées ``remove_cell`` supprimées, sorties des
   cellules étiquetées ``remove_output`` supprimées, entrées ``remove_input`` (de toute façon
-  masquées). Ajoute une page de couverture, un sommaire (``<nav class="toc">``, numéros de page
-  calculés par WeasyPrint avec ``target-counter``) construit à partir des titres ``h1``/``h2``,
-  l'en-tête courant (région, année, chapitre) et la pagination « n / N ». Avec ``fictif=True``,
-  bandeau rouge « DONNÉES FICTIVES » sur la couverture et en haut de chaque page.
+  masquées). Ajoute une page de couverture et un sommaire (``<nav class="toc">``) construit à
+  partir des titres ``h1``/``h2``. Avec ``fictif=True``, bandeau rouge « DONNÉES FICTIVES ».
   Figures numérotées « Figure n : légende » (:func:`number_figures`), avec le texte alternatif
   passé à :func:`analysis.publishing.figures.show` ; en-têtes de tableau avec ``scope``
   (:func:`add_header_scopes`).
@@ -18,10 +16,10 @@
   Aucune ressource externe : pas de MathJax, require.js ni CDN ; police DejaVu Sans locale ;
   figures en SVG vectoriel incorporé au HTML comme image ``data:image/svg+xml;base64`` (voir
   :func:`analysis.figures.show` ; pas de ``<svg>`` en ligne, voir le modèle).
-- :func:`html_to_pdf` : WeasyPrint, A4, PDF balisé PDF/A-3u et PDF/UA-1 ; déterministe (aucune
-  date sauf ``SOURCE_DATE_EPOCH``, qui fixe alors la date de création/modification du PDF ;
-  horodatage des polices incorporées et identifiants des en-têtes de tableau fixés dans tous les
-  cas) ; titre et langue ``fr`` en métadonnées.
+- :func:`html_to_pdf` : ce HTML composé par Typst (:mod:`analysis.publishing.rapport_pdf`) : A4,
+  couverture, sommaire paginé, en-tête courant (région, année, chapitre), pagination « n / N »,
+  bandeau « DONNÉES FICTIVES » sur chaque page ; PDF balisé PDF/A-2a et PDF/UA-1, déterministe.
+  La feuille ``print.css`` sert à l'impression de la page web depuis un navigateur.
 
 HTML déterministe : les identifiants de cellules (``id="cell-id=…"``, aléatoires pour la cellule
 injectée par Papermill) sont retirés et les ancres des titres recalculées (``sec-…``).
@@ -51,7 +49,6 @@ __all__ = [
     "local_url_fetcher",
     "number_figures",
     "add_header_scopes",
-    "PDF_VARIANT",
     "TEMPLATES_DIR",
 ]
 
@@ -267,13 +264,13 @@ def _exporter():
 
 
 def warm_up() -> None:
-    """Charge ce que le premier rendu d'un processus chargerait (nbconvert et son modèle, WeasyPrint,
-    Pango et la configuration des polices) en composant un document minuscule, jeté : appelé par
-    ``make report`` pendant que le noyau exécute les notebooks (le processus principal attend)."""
-    from weasyprint import HTML
+    """Charge ce que le premier rendu d'un processus chargerait (nbconvert et son modèle, le
+    compilateur Typst et ses polices), sans rien rendre : appelé par ``make report`` pendant que le
+    noyau exécute les notebooks (le processus principal attend)."""
+    from . import rapport_pdf
 
     _exporter()
-    HTML(string='<html lang="fr"><body><p style="font-family: \'DejaVu Sans\'">é</p></body></html>').write_pdf()
+    rapport_pdf.warm_up()
 
 
 def notebook_to_html(
@@ -344,102 +341,9 @@ def local_url_fetcher(url: str, *args, **kwargs):
     return default_url_fetcher(url, *args, **kwargs)
 
 
-#: PDF/A-3u (archivage) balisé, identifié aussi PDF/UA-1 (accessibilité) dans ses métadonnées XMP.
-#: WeasyPrint 66 n'accepte qu'une variante à la fois (``pdf_variant``) : on prend PDF/A-3u
-#: (profil sRGB, identifiant de fichier, annotations imprimables), on force le balisage
-#: (``pdf_tags=True``, ce que fait la variante ``pdf/ua-1``) et on ajoute l'identification
-#: PDF/UA-1 au XMP par le générateur de métadonnées de WeasyPrint.
-PDF_VARIANT = "pdf/a-3u"
-PDF_UA_PART = 1
-
-
-_PDFA_EXT = {
-    "pdfaExtension": "http://www.aiim.org/pdfa/ns/extension/",
-    "pdfaSchema": "http://www.aiim.org/pdfa/ns/schema#",
-    "pdfaProperty": "http://www.aiim.org/pdfa/ns/property#",
-}
-
-
-def _rdf_metadata_a_and_ua(metadata, variant, version, conformance):
-    """XMP de WeasyPrint (``pdfaid:part``/``conformance``) complété de ``pdfuaid:part`` et de la
-    description de ce schéma (PDF/A n'admet en XMP que des schémas connus ou décrits)."""
-    from xml.etree.ElementTree import SubElement, fromstring, register_namespace, tostring
-
-    from weasyprint.pdf.metadata import NS, generate_rdf_metadata
-
-    rdf = fromstring(generate_rdf_metadata(metadata, variant, version, conformance))
-    if variant == "ua":
-        return tostring(rdf, encoding="utf-8")
-    for prefix, uri in _PDFA_EXT.items():
-        register_namespace(prefix, uri)
-    R, E, S, P = (f"{{{NS['rdf']}}}", f"{{{_PDFA_EXT['pdfaExtension']}}}",
-                  f"{{{_PDFA_EXT['pdfaSchema']}}}", f"{{{_PDFA_EXT['pdfaProperty']}}}")
-    desc = SubElement(rdf, R + "Description", {R + "about": ""})
-    desc.attrib[f"{{{NS['pdfuaid']}}}part"] = str(PDF_UA_PART)
-    ext = SubElement(rdf, R + "Description", {R + "about": ""})
-    schema = SubElement(SubElement(SubElement(ext, E + "schemas"), R + "Bag"), R + "li",
-                        {R + "parseType": "Resource"})
-    SubElement(schema, S + "schema").text = "PDF/UA Universal Accessibility Schema"
-    SubElement(schema, S + "namespaceURI").text = NS["pdfuaid"]
-    SubElement(schema, S + "prefix").text = "pdfuaid"
-    prop = SubElement(SubElement(SubElement(schema, S + "property"), R + "Seq"), R + "li",
-                      {R + "parseType": "Resource"})
-    SubElement(prop, P + "name").text = "part"
-    SubElement(prop, P + "valueType").text = "Integer"
-    SubElement(prop, P + "category").text = "internal"
-    SubElement(prop, P + "description").text = "Indicates, which part of ISO 14289 standard is followed"
-    return tostring(rdf, encoding="utf-8")
-
-
-def _stable_structure_ids(document, pdf) -> None:
-    """WeasyPrint nomme les en-têtes de tableau du PDF balisé par ``id()`` Python (adresse
-    mémoire, différente à chaque exécution) : renumérotés dans l'ordre du document, pour des PDF
-    identiques à l'octet près."""
-    import pydyf
-
-    mapping: dict[str, str] = {}
-    for obj in pdf.objects:
-        if isinstance(obj, dict) and obj.get("S") == "/TH" and isinstance(obj.get("ID"), pydyf.String):
-            old = str(obj["ID"].string)
-            mapping.setdefault(old, f"th-{len(mapping) + 1}")
-            obj["ID"] = pydyf.String(mapping[old])
-    for obj in pdf.objects:
-        if not isinstance(obj, dict):
-            continue
-        attrs = obj.get("A")
-        if isinstance(attrs, dict) and isinstance(attrs.get("Headers"), list):
-            attrs["Headers"] = pydyf.Array(
-                pydyf.String(mapping.get(str(h.string), str(h.string))) if isinstance(h, pydyf.String) else h
-                for h in attrs["Headers"]
-            )
-
-
 def html_to_pdf(html_path: Path, pdf_out: Path) -> None:
-    """HTML (produit par :func:`notebook_to_html`) → PDF A4 avec WeasyPrint.
+    """HTML du rapport → PDF A4 balisé (Typst, PDF/A-2a et PDF/UA-1) : voir
+    :func:`analysis.publishing.rapport_pdf.html_to_pdf`."""
+    from .rapport_pdf import html_to_pdf as typst_pdf
 
-    PDF balisé (arbre de structure : titres, listes, tableaux avec en-têtes, figures avec leur
-    texte alternatif), PDF/A-3u et PDF/UA-1 (voir :data:`PDF_VARIANT`). Reproductible : aucune
-    date n'est écrite, sauf ``SOURCE_DATE_EPOCH`` (dates de création et de modification du PDF).
-    Le titre et la langue viennent du HTML (``<title>``, ``lang="fr"``).
-    """
-    from weasyprint import HTML
-
-    html_path = Path(html_path)
-    document = HTML(
-        filename=str(html_path), base_url=str(html_path.parent), url_fetcher=local_url_fetcher
-    ).render()
-    meta = document.metadata
-    meta.lang = meta.lang or "fr"
-    meta.generate_rdf_metadata = _rdf_metadata_a_and_ua
-    generated = source_date()
-    if generated is not None:
-        stamp = generated.strftime("%Y-%m-%dT%H:%M:%SZ")
-        meta.created = meta.created or stamp
-        meta.modified = meta.modified or stamp
-    pdf_out = Path(pdf_out)
-    pdf_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pdf_out.with_name(pdf_out.name + ".tmp")
-    with fixed_font_timestamps():
-        document.write_pdf(str(tmp), pdf_variant=PDF_VARIANT, pdf_tags=True,
-                           finisher=_stable_structure_ids)
-    os.replace(tmp, pdf_out)
+    typst_pdf(html_path, pdf_out)
