@@ -403,3 +403,34 @@ def test_notebook_failure_crosses_process_boundaries():
     back = pickle.loads(pickle.dumps(exc))
     assert str(back) == str(exc) and back.path == exc.path
 
+
+
+def test_one_row_correction_redraws_only_the_figures_whose_data_changed(built, tmp_path):
+    """Relance après la correction d'une ligne d'esin.csv (région 28) : seules les figures dont les
+    données changent sont redessinées, les autres reprises du cache des figures ; en revenant à la
+    ligne d'origine, toutes sont reprises, et le rapport (notebooks, HTML, PDF, CSV) est identique
+    à l'octet au rapport construit à froid sur ces entrées."""
+    from analysis.publishing.figures import FIGURE_CACHE
+
+    tmp, data, out, final = built
+    data2, out2, processed = tmp_path / "raw", tmp_path / "out", tmp_path / "processed"
+    shutil.copytree(data, data2)
+    shutil.copytree(tmp / "processed", processed)  # tables nettoyées et figures du rapport à froid
+    cache = processed / FIGURE_CACHE
+    drawn = set(cache.glob("*.json"))
+    n_figures = (final / "rapport_annuel.html").read_text(encoding="utf-8").count('<figure id="figure-')
+    assert len(drawn) == n_figures >= 3
+    esin = data2 / "esin.csv"
+    original = esin.read_text(encoding="utf-8")
+    assert "140000002;2024;0;non" in original
+    esin.write_text(original.replace("140000002;2024;0;non", "140000002;2024;1;non"), encoding="utf-8")
+    build_report(params(tmp_path, data2, out2, fiches=False))
+    redrawn = set(cache.glob("*.json")) - drawn
+    assert 1 <= len(redrawn) < n_figures
+    esin.write_text(original, encoding="utf-8")
+    [again] = build_report(params(tmp_path, data2, out2, fiches=False))
+    assert set(cache.glob("*.json")) == drawn | redrawn  # rien de redessiné
+    got, want = _snapshot(again), _snapshot(final)
+    for name in ("rapport_annuel.html", "rapport_annuel.pdf", "ciblage.csv", "suivi_engagements.csv",
+                 "tendances.csv", "alertes.csv", *(f"notebooks/{nb}" for nb in pipeline.NOTEBOOKS)):
+        assert got[name] == want[name], name

@@ -355,3 +355,40 @@ def test_report_pdf_prints_markup_characters_as_typed(tmp_path):
     text = "\n".join(p.extract_text() for p in PdfReader(str(pdf)).pages)
     assert evil in text
     assert "Centre \ufffd\ufffd" in text  # glyphes absents de la police : marque visible
+
+
+def test_drawn_figures_are_reused_only_for_the_same_data(tmp_path, monkeypatch):
+    """Une figure déjà dessinée (même fonction, mêmes données, mêmes réglages) est reprise du cache,
+    aux mêmes octets ; une valeur changée la fait redessiner ; un argument sans empreinte possible
+    désactive la reprise."""
+    import pandas as pd
+
+    from analysis.publishing import figures as F
+
+    F.setup_matplotlib()
+    calls = []
+    real = F.line_trend
+
+    def counted(*args, extra=None, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    counted.__qualname__ = "line_trend_compte"
+    df = pd.DataFrame({"annee": [2022, 2023, 2024], "v": [1.0, 2.0, 3.0]})
+    without_cache = F.draw(counted, df, "annee", "v", title="Titre")
+    F.use_cache(tmp_path / "figures")
+    try:
+        first = F.draw(counted, df, "annee", "v", title="Titre")
+        again = F.draw(counted, df.copy(), "annee", "v", title="Titre")
+        assert len(calls) == 2 and again == first == without_cache  # repris : pas de nouveau dessin
+        assert first.title == "Titre" and first.svg.startswith("<svg")
+        changed = F.draw(counted, df.assign(v=[1.0, 2.0, 3.5]), "annee", "v", title="Titre")
+        assert len(calls) == 3 and changed.svg != first.svg
+        F.draw(counted, df, "annee", "v", title="Autre titre")
+        assert len(calls) == 4
+        F.draw(counted, df, "annee", "v", title="Titre", extra=object())  # sans empreinte : dessinée
+        F.draw(counted, df, "annee", "v", title="Titre", extra=object())
+        assert len(calls) == 6
+        assert len(list((tmp_path / "figures").glob("*.json"))) == 3
+    finally:
+        F.use_cache(None)

@@ -7,6 +7,7 @@ paquet ; ce module charge ce que l'étape de lecture a écrit dans ``data/proces
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -88,6 +89,12 @@ def load_context(
         files = pd.read_parquet(pdir / "fichiers.parquet") if (pdir / "fichiers.parquet").is_file() else pd.DataFrame()
         rejects = pd.read_parquet(pdir / "rejets.parquet") if (pdir / "rejets.parquet").is_file() else pd.DataFrame()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
+    # make report : les figures déjà dessinées sur les mêmes données sont reprises (mêmes octets).
+    # Seulement si le module des figures est déjà chargé (notebooks) : le processus de make report,
+    # qui ne dessine pas, n'importe pas matplotlib pour cela.
+    figures = sys.modules.get("analysis.publishing.figures")
+    if figures is not None:
+        figures.use_cache(Path(processed_dir).parent / figures.FIGURE_CACHE if processed_dir else None)
     return Context(
         annee=int(annee),
         region=str(region),

@@ -951,6 +951,11 @@ def build_report(params: Params) -> list[Path]:
         progress.say(f"Des sorties de « {info['sorties_modifiees']} » ont été effacées ou modifiées depuis la "
                      "dernière exécution : le rapport est refait.")
 
+    if params.force:
+        # tout est refait : aucune figure n'est reprise des exécutions précédentes
+        from ..publishing.figures import FIGURE_CACHE
+
+        shutil.rmtree(params.processed_dir / FIGURE_CACHE, ignore_errors=True)
     multi = bool(params.region and params.region.lower() in ALL_REGIONS)
     parallel_regions = multi and params.jobs > 1 and not _typst_started()
     finals: list[Path] = []
@@ -1011,10 +1016,13 @@ def build_report(params: Params) -> list[Path]:
     state = _state_file(params)
     state.parent.mkdir(parents=True, exist_ok=True)
     _write_json(state, {"empreinte": digest, "dossiers": [str(f) for f in finals]})
-    if params.fiches:
-        from ..publishing.fiches import SheetCache
+    from ..publishing.fiches import SheetCache
+    from ..publishing.figures import FIGURE_CACHE, FIGURE_CACHE_MAX_ENTRIES
 
-        SheetCache(fiches_cache_dir(params)).prune()  # cache borné : les moins récemment utilisées partent
+    # caches bornés : les entrées les moins récemment utilisées partent
+    if params.fiches:
+        SheetCache(fiches_cache_dir(params)).prune()
+    SheetCache(params.processed_dir / FIGURE_CACHE, suffix=".json").prune(FIGURE_CACHE_MAX_ENTRIES)
     return finals
 
 

@@ -719,13 +719,14 @@ CACHE_MAX_ENTRIES = 12_000
 
 
 class SheetCache:
-    """PDF déjà rendus, rangés par clé (:func:`sheet_key`) dans ``dossier`` :
-    ``<clé>-<sha256 du PDF, 16 car.>.pdf``. Une entrée est vérifiée (empreinte du contenu) avant
+    """PDF déjà rendus (ou figures déjà dessinées : ``suffix=".json"``), rangés par clé
+    (:func:`sheet_key`) dans ``dossier`` : ``<clé>-<sha256 du contenu, 16 car.>.pdf``. Une entrée est vérifiée (empreinte du contenu) avant
     d'être reprise ; abîmée, elle est supprimée et la fiche rendue à nouveau. Chaque reprise
     rafraîchit sa date (ordre d'éviction : la moins récemment utilisée d'abord)."""
 
-    def __init__(self, folder: Path | str) -> None:
+    def __init__(self, folder: Path | str, suffix: str = ".pdf") -> None:
         self.folder = Path(folder)
+        self.suffix = suffix  # ".pdf" pour les fiches, ".json" pour les figures (figures.draw)
         self._index: dict[str, str] | None = None
 
     def _scan(self) -> dict[str, str]:
@@ -735,7 +736,8 @@ class SheetCache:
                 with os.scandir(self.folder) as it:
                     for e in it:
                         name = e.name
-                        if name.endswith(".pdf") and len(name) == 64 + 1 + 16 + 4 and name[64] == "-":
+                        if name.endswith(self.suffix) and len(name) == 64 + 1 + 16 + len(self.suffix) \
+                                and name[64] == "-":
                             index[name[:64]] = name
             except FileNotFoundError:
                 pass
@@ -761,7 +763,7 @@ class SheetCache:
 
     def put(self, key: str, data: bytes) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{key}-{hashlib.sha256(data).hexdigest()[:16]}.pdf"
+        name = f"{key}-{hashlib.sha256(data).hexdigest()[:16]}{self.suffix}"
         _write_atomic(self.folder / name, data)
         if self._index is not None:
             self._index[key] = name
@@ -782,7 +784,7 @@ class SheetCache:
                             with contextlib.suppress(OSError):
                                 os.unlink(e.path)
                                 removed += 1
-                    elif e.name.endswith(".pdf"):
+                    elif e.name.endswith(self.suffix):
                         entries.append((st.st_mtime_ns, e.name, e.path))
         except FileNotFoundError:
             return 0

@@ -6,8 +6,7 @@
   dépendre d'une locale système.
 - Sortie SVG déterministe : ``svg.hashsalt`` fixé, métadonnée ``Date`` supprimée. Le texte reste
   du texte (``svg.fonttype = 'none'``, police DejaVu Sans, celle du corps du rapport) : il se
-  sélectionne et se cherche dans le PDF, et WeasyPrint compose le rapport 30 % plus vite qu'avec
-  chaque glyphe converti en tracé (4,2 s → 3,0 s sur la démonstration ; ancrages, rotations et
+  sélectionne et se cherche dans le PDF (Typst garde le texte des SVG ; ancrages, rotations et
   alignements vérifiés sur les pages rendues).
 
 Les aides construisent des ``matplotlib.figure.Figure`` sans pyplot (aucun backend requis, pas
@@ -18,10 +17,13 @@ du notebook et disparaît du HTML et du PDF.
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
 import math
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, NamedTuple
 
 import matplotlib
 import numpy as np
@@ -47,6 +49,9 @@ __all__ = [
     "figure_title",
     "GENERIC_ALT",
     "show",
+    "DrawnFigure",
+    "draw",
+    "use_cache",
 ]
 
 OKABE_ITO = {
@@ -510,7 +515,116 @@ def figure_title(fig: Figure) -> str:
     return ""
 
 
-def show(fig: Figure, *, alt: str | None = None, caption: str | None = None,
+# --------------------------------------------------------------------------- figures déjà dessinées
+
+
+class DrawnFigure(NamedTuple):
+    """Figure déjà convertie en SVG (:func:`draw`), avec son titre ; s'affiche par :func:`show`."""
+
+    svg: str
+    title: str
+
+
+#: figures déjà dessinées, par clé (:func:`_figure_key`) : ``None`` tant que :func:`use_cache`
+#: n'a rien désigné (un notebook lancé seul dessine tout)
+_CACHE = None
+#: sous-dossier du dossier des tables nettoyées où ``make report`` garde les figures dessinées
+FIGURE_CACHE = ".cache-figures"
+#: entrées gardées au plus (les moins récemment utilisées retirées) : ~15 figures par région
+FIGURE_CACHE_MAX_ENTRIES = 4000
+
+
+def use_cache(folder: Path | str | None) -> None:
+    """Figures déjà dessinées reprises de ``folder`` (``None`` : aucune). Appelé par
+    :func:`analysis.orchestration.context.load_context` quand ``make report`` lance le notebook."""
+    global _CACHE
+    from .fiches import SheetCache
+
+    _CACHE = None if folder is None else SheetCache(folder, suffix=".json")
+
+
+class _Unhashable(Exception):
+    pass
+
+
+def _feed(h, value) -> None:
+    """Empreinte d'un argument d'une fonction de dessin : tableaux (valeurs, index, colonnes,
+    types), textes, nombres, listes et dictionnaires ; autre chose : pas de reprise possible."""
+    if isinstance(value, pd.DataFrame):
+        h.update(b"D" + repr((list(value.columns), [str(t) for t in value.dtypes], list(value.index.names),
+                              value.shape)).encode())
+        h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+    elif isinstance(value, pd.Series):
+        h.update(b"S" + repr((value.name, str(value.dtype), value.shape)).encode())
+        h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+    elif value is None or isinstance(value, (bool, int, float, str, np.integer, np.floating)):
+        h.update(b"V" + repr((type(value).__name__, value)).encode() + b"\0")
+    elif isinstance(value, (list, tuple)):
+        h.update(f"L{len(value)}".encode())
+        for v in value:
+            _feed(h, v)
+    elif isinstance(value, dict):
+        h.update(f"M{len(value)}".encode())
+        for k in sorted(value, key=repr):
+            _feed(h, k)
+            _feed(h, value[k])
+    else:
+        raise _Unhashable(type(value).__name__)
+
+
+_CODE_SALT: str | None = None
+
+
+def _code_salt() -> str:
+    """Ce qui dessine une figure, hors ses arguments : ce module et la mise en forme des nombres,
+    versions de matplotlib, NumPy et pandas."""
+    global _CODE_SALT
+    if _CODE_SALT is None:
+        from . import fmt
+
+        h = hashlib.sha256(f"{matplotlib.__version__}|{np.__version__}|{pd.__version__}|".encode())
+        for path in (Path(__file__), Path(fmt.__file__)):
+            h.update(path.read_bytes())
+        _CODE_SALT = h.hexdigest()
+    return _CODE_SALT
+
+
+def _figure_key(builder, args, kwargs) -> str | None:
+    h = hashlib.sha256(f"{_code_salt()}|{builder.__module__}.{builder.__qualname__}|".encode())
+    # réglages en vigueur (setup_matplotlib, ou changés par un notebook)
+    h.update(repr(sorted(matplotlib.rcParams.items())).encode())
+    try:
+        _feed(h, list(args))
+        _feed(h, dict(kwargs))
+    except _Unhashable:
+        return None
+    return h.hexdigest()
+
+
+def draw(builder, *args, **kwargs) -> DrawnFigure:
+    """La figure ``builder(*args, **kwargs)`` (une fonction de ce module) en SVG, avec son titre.
+
+    Reprise du cache (:func:`use_cache`) quand la même fonction, avec les mêmes arguments (mêmes
+    valeurs des tableaux), les mêmes réglages et le même code de dessin, l'a déjà dessinée : mêmes
+    octets qu'un nouveau dessin. Une relance après la correction d'une ligne ne redessine ainsi que
+    les figures dont les données ont changé."""
+    key = _figure_key(builder, args, kwargs) if _CACHE is not None else None
+    if key is not None:
+        data = _CACHE.get(key)
+        if data is not None:
+            try:
+                d = json.loads(data)
+                return DrawnFigure(d["svg"], d["titre"])
+            except (ValueError, KeyError, TypeError):
+                pass  # entrée illisible : redessinée (et remplacée) ci-dessous
+    fig = builder(*args, **kwargs)
+    drawn = DrawnFigure(fig_to_svg(fig), figure_title(fig))
+    if key is not None:
+        _CACHE.put(key, json.dumps({"svg": drawn.svg, "titre": drawn.title}, ensure_ascii=False).encode("utf-8"))
+    return drawn
+
+
+def show(fig: Figure | DrawnFigure, *, alt: str | None = None, caption: str | None = None,
          close: bool = True) -> None:
     """Affiche la figure dans le notebook en SVG (incorporé au HTML puis au PDF).
 
@@ -523,10 +637,12 @@ def show(fig: Figure, *, alt: str | None = None, caption: str | None = None,
     Les deux textes voyagent dans les métadonnées de la sortie du notebook
     (``metadata["cpom_figure"]``), lues par le modèle ``templates/rapport``.
     Ne renvoie rien (sinon, en dernière ligne de cellule, la figure serait affichée deux fois).
+    ``fig`` : une figure matplotlib, ou une figure déjà dessinée (:func:`draw`).
     """
     from IPython.display import SVG, display
 
-    caption = (caption if caption is not None else figure_title(fig)).strip()
+    drawn = isinstance(fig, DrawnFigure)
+    caption = (caption if caption is not None else fig.title if drawn else figure_title(fig)).strip()
     alt = " ".join(str(alt).split()) if alt is not None and str(alt).strip() else GENERIC_ALT
-    display(SVG(data=fig_to_svg(fig, close=close)),
+    display(SVG(data=fig.svg if drawn else fig_to_svg(fig, close=close)),
             metadata={"cpom_figure": {"alt": alt, "caption": " ".join(caption.split())}})

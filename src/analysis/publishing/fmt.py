@@ -305,7 +305,8 @@ def french_table(
       Colonnes absentes de ``formats`` : :func:`fmt_value`.
     - ``labels`` : libellés d'en-tête (par défaut le nom de la colonne).
     - Les colonnes numériques reçoivent la classe ``num`` (alignées à droite).
-    - ``<thead>`` est répété sur chaque page par WeasyPrint ; une ligne n'est jamais coupée.
+    - ``<thead>`` est répété sur chaque page du PDF (et à l'impression depuis un navigateur) ; une
+      ligne n'est jamais coupée.
     """
     formats = dict(formats or {})
     labels = dict(labels or {})

@@ -54,6 +54,18 @@ VOID = frozenset({"br", "img", "hr", "meta", "link", "input", "col", "wbr", "sou
 _WS = re.compile(r"[ \t\n\r\f]+")
 
 
+def _png_as_svg(b64: str) -> str:
+    """Image PNG (base64) enveloppée dans un SVG à sa taille (96 px par pouce) : le gabarit ne reçoit
+    que des textes, et Typst lit les images incorporées d'un SVG."""
+    import struct
+
+    raw = base64.b64decode(b64)
+    width, height = struct.unpack(">II", raw[16:24]) if raw[:8] == b"\x89PNG\r\n\x1a\n" else (600, 400)
+    return (f'<svg xmlns="http://www.w3.org/2000/svg" xmlns:xlink="http://www.w3.org/1999/xlink" '
+            f'width="{width * 0.75}pt" height="{height * 0.75}pt" viewBox="0 0 {width} {height}">'
+            f'<image width="{width}" height="{height}" xlink:href="data:image/png;base64,{b64}"/></svg>')
+
+
 class _TreeBuilder(HTMLParser):
     """HTML du rapport → arbre ``{"t": balise, "k": classes, "c": enfants, ...}`` et textes."""
 
@@ -95,7 +107,7 @@ class _TreeBuilder(HTMLParser):
             if src.startswith("data:image/svg+xml;base64,"):
                 node["svg"] = base64.b64decode(src.split(",", 1)[1]).decode("utf-8")
             elif src.startswith("data:image/png;base64,"):
-                node["png"] = src.split(",", 1)[1]
+                node["svg"] = _png_as_svg(src.split(",", 1)[1])
         self.stack[-1]["c"].append(node)
         if tag not in VOID:
             self.stack.append(node)

@@ -56,8 +56,11 @@ def text(name: str, **kw) -> str:
     return env.get_template(f"{name}.html.j2").render(**kw)
 
 
-def _fig(fig, alt: str, caption: str) -> None:
-    figures.show(fig, alt=alt, caption=caption)
+def _fig(builder, *args, alt: str, caption: str, **kwargs) -> None:
+    """Figure ``builder(*args, **kwargs)`` (une fonction de :mod:`analysis.publishing.figures`)
+    affichée avec son texte alternatif et sa légende ; reprise du cache des figures quand ses
+    données n'ont pas changé (:func:`analysis.publishing.figures.draw`)."""
+    figures.show(figures.draw(builder, *args, **kwargs), alt=alt, caption=caption)
 
 
 # ------------------------------------------------------------------------------------------
@@ -224,7 +227,7 @@ def ciblage_mouvements(ctx, res) -> None:
     long = counts.melt(id_vars="annee", var_name="risque", value_name="n")
     long["risque"] = long["risque"].map(lambda r: rules.label("risque", r))
     title = "Établissements ciblés par risque et par année"
-    _fig(figures.line_trend(long, "annee", "n", hue="risque", title=title, ylabel="établissements"),
+    _fig(figures.line_trend, long, "annee", "n", hue="risque", title=title, ylabel="établissements",
          alt=trend_alt(title, long, "annee", "n", "risque", fmt_num), caption=title)
     cur = m[m["annee"] == ctx.annee] if len(m) else m
     if len(cur):
@@ -278,7 +281,7 @@ def suivi_synthese(ctx, res) -> None:
         alt = (f"Diagramme en barres : part des établissements atteignant la cible, par indicateur, en {ctx.annee}. "
                + " ; ".join(f"{a} : {fmt_pct(b)}" for a, b in zip(plot["indicateur_l"], plot["part"]))
                + f". La plus basse : {best['indicateur_l']} ({fmt_pct(best['part'])}).")
-        _fig(figures.bar_share(plot, "indicateur_l", "part", title=title, percent=True), alt=alt, caption=title)
+        _fig(figures.bar_share, plot, "indicateur_l", "part", title=title, percent=True, alt=alt, caption=title)
 
 
 def suivi_non_atteints(ctx, res) -> None:
@@ -375,8 +378,8 @@ def tendances_engagements(ctx, res, level: int = 2) -> None:
                     target = float(ind.cible.valeur)
             title = f"{eng.libelle} : valeurs régionales" + (" (%)" if pct else f" ({unite})")
             fv = (lambda v: fmt_pct(v)) if pct else (lambda v: fmt_dec(v, 1))
-            _fig(figures.line_trend(g, "annee", "valeur", hue="libelle", title=title, ylabel=unite, target=target,
-                                    percent=pct), alt=trend_alt(title, g, "annee", "valeur", "libelle", fv),
+            _fig(figures.line_trend, g, "annee", "valeur", hue="libelle", title=title, ylabel=unite, target=target,
+                                    percent=pct, alt=trend_alt(title, g, "annee", "valeur", "libelle", fv),
                  caption=title)
         tab = t[["libelle", "annee", "n_etablissements", "valeur_regionale", "valeur_mediane", "part_cible_atteinte",
                  "evolution_annuelle", "unite"]].copy()
@@ -422,8 +425,8 @@ def funnel_valeur(ctx, res, code: str) -> None:
         title = f"{ind.libelle} {lab} (dernière valeur) selon l'effectif".replace("  ", " ")
         alt = (f"Graphique en entonnoir : {ind.libelle} {lab} de {fmt_num(len(pts))} établissements selon leur "
                f"effectif, autour de la valeur régionale {fmt_pct(ref)}. " + _funnel_repartition(pts) + ".")
-        _fig(figures.funnel_plot(pts, lim, title, x="n", y="valeur_num", reference=ref, xlabel="effectif",
-                                 ylabel=f"{ind.libelle} (%)", percent=True), alt=alt, caption=title)
+        _fig(figures.funnel_plot, pts, lim, title, x="n", y="valeur_num", reference=ref, xlabel="effectif",
+                                 ylabel=f"{ind.libelle} (%)", percent=True, alt=alt, caption=title)
 
 
 def evolutions(ctx, res, code: str) -> None:
@@ -455,12 +458,12 @@ def tendances_risques(ctx, res, level: int = 2) -> None:
         t = _trend_rows(res, [f"taux_regional_{code}"])
         if len(t):
             title = t["libelle"].iloc[0]
-            _fig(figures.line_trend(t, "annee", "valeur", title=title, ylabel=t["unite"].iloc[0]),
+            _fig(figures.line_trend, t, "annee", "valeur", title=title, ylabel=t["unite"].iloc[0],
                  alt=trend_alt(title, t, "annee", "valeur", None, lambda v: fmt_dec(v, 2)), caption=title)
         p = _trend_rows(res, [f"part_non_declarants_{code}"])
         if len(p):
             title = p["libelle"].iloc[0]
-            _fig(figures.line_trend(p, "annee", "valeur", title=title, ylabel="% des établissements", percent=True),
+            _fig(figures.line_trend, p, "annee", "valeur", title=title, ylabel="% des établissements", percent=True,
                  alt=trend_alt(title, p, "annee", "valeur", None, fmt_pct), caption=title)
         fd = res.funnels.get(code)
         if fd is None or fd.points.empty:
@@ -474,8 +477,8 @@ def tendances_risques(ctx, res, level: int = 2) -> None:
         alt = (f"Graphique en entonnoir : taux de {fmt_num(len(fd.points))} établissements selon leur activité "
                f"({expo}, échelle logarithmique), autour du taux régional {fmt_dec(fd.reference, 2)}. "
                + _funnel_repartition(fd.points) + ".")
-        _fig(figures.funnel_plot(fd.points, fd.limites, title, x="exposition", y="taux", reference=fd.reference,
-                                 xlabel=f"{expo} (échelle log)", ylabel=f"pour {fmt_num(pour)} {expo}", logx=True),
+        _fig(figures.funnel_plot, fd.points, fd.limites, title, x="exposition", y="taux", reference=fd.reference,
+                                 xlabel=f"{expo} (échelle log)", ylabel=f"pour {fmt_num(pour)} {expo}", logx=True,
              alt=alt, caption=title)
         show_html(text("entonnoir", limites=_limits_text(ctx), reference=f"{fmt_dec(fd.reference, 2)} pour "
                        f"{fmt_num(pour)} {expo}", repartition=_funnel_repartition(fd.points)))
@@ -621,10 +624,10 @@ def controle_recueil(ctx, res) -> None:
                             for a, b, d, r, v in zip(plot["raison_sociale"], plot["resultat"], plot["score_declare"],
                                                      plot["score_recalcule"], plot["verdict"]))
                + ".")
-        _fig(figures.interval_comparison(plot, "etiquette", "score_recalcule", "ic_bas", "ic_haut", "score_declare",
+        _fig(figures.interval_comparison, plot, "etiquette", "score_recalcule", "ic_bas", "ic_haut", "score_declare",
                                          title, flag="hors", value_label="Score recalculé (intervalle)",
                                          other_label="Score déclaré", flag_label="Score déclaré en surcotation",
-                                         xlabel="score QLS (%)", height=min(9.0, 0.42 * len(plot) + 1.4)),
+                                         xlabel="score QLS (%)", height=min(9.0, 0.42 * len(plot) + 1.4),
              alt=alt, caption=caption)
     crit = res.controle_criteres
     if crit is not None and len(crit):
