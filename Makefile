@@ -27,7 +27,7 @@ help:
 	@echo "make verify REPORT=reports/2024/28                    refait un rapport publié et le compare"
 	@echo "make test                                             lance les tests"
 	@echo "make bench                                            mesure les performances"
-	@echo "make clean                                            vide les caches (tables nettoyées, fiches déjà rendues)"
+	@echo "make clean                                            vide les caches (tables nettoyées, fiches et figures déjà rendues)"
 	@echo "make lint                                             vérifie le code (ruff)"
 	@echo "make lock                                             régénère requirements.lock (uv, réseau requis)"
 
@@ -75,8 +75,8 @@ bench: $(STAMP)
 demo: $(STAMP)
 	@$(PY) -m analysis demo --out "$(DATA)"
 
-# Caches régénérables : tables nettoyées et fiches déjà rendues (data/processed, y compris
-# .cache-fiches), état « rien à refaire » des rapports ($(OUT)/.etat) ; les rapports restent.
+# Caches régénérables : tables nettoyées, fiches et figures déjà rendues (data/processed, y compris
+# .cache-fiches et .cache-figures), état « rien à refaire » des rapports ($(OUT)/.etat) ; les rapports restent.
 clean:
 	@find data/processed -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
 	@rm -rf "$(OUT)/.etat"

@@ -405,31 +405,27 @@ def test_notebook_failure_crosses_process_boundaries():
 
 
 
-def test_one_row_correction_redraws_only_the_figures_whose_data_changed(built, tmp_path):
-    """Relance après la correction d'une ligne d'esin.csv (région 28) : seules les figures dont les
-    données changent sont redessinées, les autres reprises du cache des figures ; en revenant à la
-    ligne d'origine, toutes sont reprises, et le rapport (notebooks, HTML, PDF, CSV) est identique
-    à l'octet au rapport construit à froid sur ces entrées."""
+def test_figures_reused_from_the_cache_give_the_bytes_of_a_cold_run(built, tmp_path):
+    """Un rapport refait avec le cache des figures du rapport à froid (sans --force, autre dossier de
+    sortie) reprend chaque figure sans la redessiner (chaque entrée relue, aucune ajoutée), et ses
+    notebooks, HTML, PDF et CSV sont identiques à l'octet à ceux du rapport à froid. Qu'une donnée
+    changée fasse redessiner sa figure : voir test_render.py."""
+    import os
+
     from analysis.publishing.figures import FIGURE_CACHE
 
     tmp, data, out, final = built
-    data2, out2, processed = tmp_path / "raw", tmp_path / "out", tmp_path / "processed"
-    shutil.copytree(data, data2)
+    processed = tmp_path / "processed"
     shutil.copytree(tmp / "processed", processed)  # tables nettoyées et figures du rapport à froid
-    cache = processed / FIGURE_CACHE
-    drawn = set(cache.glob("*.json"))
+    entries = sorted((processed / FIGURE_CACHE).glob("*.json"))
     n_figures = (final / "rapport_annuel.html").read_text(encoding="utf-8").count('<figure id="figure-')
-    assert len(drawn) == n_figures >= 3
-    esin = data2 / "esin.csv"
-    original = esin.read_text(encoding="utf-8")
-    assert "140000002;2024;0;non" in original
-    esin.write_text(original.replace("140000002;2024;0;non", "140000002;2024;1;non"), encoding="utf-8")
-    build_report(params(tmp_path, data2, out2, fiches=False))
-    redrawn = set(cache.glob("*.json")) - drawn
-    assert 1 <= len(redrawn) < n_figures
-    esin.write_text(original, encoding="utf-8")
-    [again] = build_report(params(tmp_path, data2, out2, fiches=False))
-    assert set(cache.glob("*.json")) == drawn | redrawn  # rien de redessiné
+    assert len(entries) == n_figures >= 3
+    past = 1_000_000_000  # 2001 : une entrée relue par le rapport reprend la date du jour
+    for e in entries:
+        os.utime(e, (past, past))
+    [again] = build_report(params(tmp_path, data, tmp_path / "out", fiches=False))
+    assert sorted((processed / FIGURE_CACHE).glob("*.json")) == entries  # rien de redessiné
+    assert all(e.stat().st_mtime > past for e in entries)  # chaque figure reprise du cache
     got, want = _snapshot(again), _snapshot(final)
     for name in ("rapport_annuel.html", "rapport_annuel.pdf", "ciblage.csv", "suivi_engagements.csv",
                  "tendances.csv", "alertes.csv", *(f"notebooks/{nb}" for nb in pipeline.NOTEBOOKS)):
