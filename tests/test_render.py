@@ -335,12 +335,18 @@ def test_table_columns_follow_css_automatic_layout():
     [squeezed] = query(wide, "<tableau-resserre>")
     assert squeezed["value"]["colonnes"] == 12 and squeezed["value"]["resserrement"] < 1
     # les mesures envoyées au gabarit : plus longs mots et plus longues cellules de chaque colonne
-    [table] = [n for n in report_tree(_table_html([["A", "B"], ["un deux", "Sainte-Marie-le-Château"]]))["contenu"]
+    [table] = [n for n in report_tree(_table_html([["A", "Établissements"], ["un deux", "Sainte-Marie-le-Château"],
+                                                   ["hospitalisation", "esatis_ssr_2024.xlsx"]]))["contenu"]
                if n["t"] == "table"]
     assert table["cols"] == 2
-    assert table["mesures"][0] == {"min": [["deux", False], ["un", False], ["A", True]],
-                                   "max": [["un deux", False], ["A", True]]}
-    assert table["mesures"][1]["min"][0] == ["Château", False]  # coupure après un trait d'union
+    assert table["mesures"][0] == {"min": [["hospitalisation", False], ["deux", False], ["un", False]],
+                                   "min_cesure": [["hospital-", False], ["deux", False], ["un", False]],
+                                   "min_th": [["A", True]], "min_th_cesure": [["A", True]],
+                                   "max": [["hospitalisation", False], ["un deux", False], ["A", True]]}
+    m = table["mesures"][1]
+    assert m["min"] == [["esatis_ssr_2024.xlsx", False], ["Château", False], ["Sainte-", False]]  # trait d'union
+    assert m["min_cesure"][0] == ["esatis_ssr_2024.xlsx", False]  # un nom de fichier ne se coupe pas en syllabes
+    assert m["min_th_cesure"] == [["Établis-", True]]  # 14 lettres : les 7 premières
 
 
 def test_report_pdf_prints_markup_characters_as_typed(tmp_path):

@@ -220,6 +220,12 @@ def _prepare(node, ids: set[str]) -> None:
         return
     if node["t"] == "table":
         _prepare_table(node)
+    # un paragraphe qui introduit une liste, un tableau ou une figure reste sur la page de ce qui
+    # le suit (comme « p:has(+ table) { break-after: avoid } » de print.css)
+    kids = [c for c in node["c"] if isinstance(c, dict)]
+    for cur, nxt in zip(kids, kids[1:]):
+        if cur["t"] == "p" and nxt["t"] in ("ul", "ol", "table", "figure"):
+            cur["colle"] = True
     if node["t"] == "img" and "svg" in node:
         node["w"] = _svg_width_pt(node["svg"])
     if node["t"] == "a":
@@ -262,23 +268,26 @@ def _prepare_table(table: dict) -> None:
     table["cols"] = max(ncols, 1)
     for row in header + body:
         _breakable(row)
-    table["mesures"] = _column_samples(header + body, table["cols"], "compact" in table.get("k", []))
+    table["mesures"] = _column_samples(header + body, table["cols"])
     table["head"] = [[c for c in r["c"] if isinstance(c, dict)] for r in header]
     table["rows"] = [[c for c in r["c"] if isinstance(c, dict)] for r in body]
     table["caption"] = caption
     table["c"] = []
 
 
-def _column_samples(rows: list[dict], ncols: int, hyphenate_headers: bool = False) -> list[dict]:
-    """Pour chaque colonne, les textes qui en font la largeur : les plus longs mots (largeur
-    minimale, sans couper un mot) et les plus longues cellules (largeur naturelle, sur une
-    ligne). Le gabarit les mesure dans leur police et calcule les largeurs des colonnes comme la
-    mise en page automatique des tableaux en CSS. Les nombres mis en forme à la française
-    (espaces insécables) ne se coupent jamais ; un mot se coupe après un trait d'union, et un mot
-    de plus de 12 caractères (nom de fichier…) après « _ », « . » ou « / » (voir
-    :func:`_breakable`). ``hyphenate_headers`` : les en-têtes se coupent en syllabes (tableau
-    « compact ») ; leur largeur minimale est comptée pour une demi-mot."""
-    words: list[list[tuple[str, bool]]] = [[] for _ in range(ncols)]
+def _column_samples(rows: list[dict], ncols: int) -> list[dict]:
+    """Pour chaque colonne, les textes qui en font la largeur : les plus longs mots des cellules
+    (``min``) et des en-têtes (``min_th``) pour la largeur minimale, et leur première moitié quand
+    ils se coupent en syllabes (``min_cesure``, ``min_th_cesure`` ; un mot fait de lettres seulement), et les plus longues cellules sur
+    une ligne (``max``) pour la largeur naturelle. Le gabarit les mesure dans leur police et
+    calcule les largeurs des colonnes comme la mise en page automatique des tableaux en CSS. Les
+    nombres mis en forme à la française (espaces insécables) ne se coupent jamais ; un mot se
+    coupe après un trait d'union, et un mot de plus de 30 caractères (long nom de fichier…)
+    après « _ », « . » ou « / » (voir :func:`_breakable`)."""
+    words = [[] for _ in range(ncols)]
+    head_words = [[] for _ in range(ncols)]
+    head_halves = [[] for _ in range(ncols)]
+    body_halves = [[] for _ in range(ncols)]
     texts: list[list[tuple[str, bool]]] = [[] for _ in range(ncols)]
     occupied: dict[tuple[int, int], bool] = {}
     for y, row in enumerate(rows):
@@ -294,26 +303,33 @@ def _column_samples(rows: list[dict], ncols: int, hyphenate_headers: bool = Fals
                 bold = cell["t"] == "th"
                 text = _text(cell).strip()
                 texts[x].append((text, bold))
-                for w in _WORD_SPLIT.split(text):
-                    if w and bold and hyphenate_headers and len(w) > 6:
-                        w = w[: (len(w) + 1) // 2] + "-"
-                    if w:
-                        words[x].append((w, bold))
+                for w in filter(None, _WORD_SPLIT.split(text)):
+                    if bold:
+                        head_words[x].append((w, True))
+                        head_halves[x].append((w[: (len(w) + 1) // 2] + "-" if len(w) > 6 else w, True))
+                    else:
+                        words[x].append((w, False))
+                        # un mot (lettres seules) peut se couper en syllabes ; un nom de fichier,
+                        # un code ou un nombre jamais
+                        half = w[: (len(w) + 1) // 2] + "-" if len(w) > 6 and _WORD.fullmatch(w) else w
+                        body_halves[x].append((half, False))
             x += span
 
     def longest(items):
         return [list(t) for t in sorted(set(items), key=lambda t: (-len(t[0]), t))[:3]]
 
-    return [{"min": longest(words[i]), "max": longest(texts[i])} for i in range(ncols)]
+    return [{"min": longest(words[i]), "min_cesure": longest(body_halves[i]), "min_th": longest(head_words[i]),
+             "min_th_cesure": longest(head_halves[i]), "max": longest(texts[i])} for i in range(ncols)]
 
 
 _BREAK_AFTER = re.compile(r"([_./\\])(?=[^\s])")
+_WORD = re.compile(r"[^\W\d_]+(?:[-'’][^\W\d_]+)*")
 #: coupures possibles d'un texte de cellule : espace, espace sans chasse, après un trait d'union
 _WORD_SPLIT = re.compile(r" |\u200b|(?<=-)")
 
 
 def _breakable(node) -> None:
-    """Mots de plus de 12 caractères des cellules de tableau : coupure permise (espace sans
+    """Mots de plus de 30 caractères des cellules de tableau : coupure permise (espace sans
     chasse) après « _ », « . », « / » ou « \\ », pour qu'un long nom de fichier ne fasse
     pas déborder son tableau."""
     if not isinstance(node, dict):
@@ -321,7 +337,7 @@ def _breakable(node) -> None:
     for i, child in enumerate(node["c"]):
         if isinstance(child, str):
             node["c"][i] = " ".join(
-                _BREAK_AFTER.sub("\\1\u200b", w) if len(w) > 12 else w for w in child.split(" "))
+                _BREAK_AFTER.sub("\\1\u200b", w) if len(w) > 30 else w for w in child.split(" "))
         else:
             _breakable(child)
 
