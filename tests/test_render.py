@@ -365,36 +365,76 @@ def test_report_pdf_prints_markup_characters_as_typed(tmp_path):
 
 def test_drawn_figures_are_reused_only_for_the_same_data(tmp_path, monkeypatch):
     """Une figure déjà dessinée (même fonction, mêmes données, mêmes réglages) est reprise du cache,
-    aux mêmes octets ; une valeur changée la fait redessiner ; un argument sans empreinte possible
-    désactive la reprise."""
+    aux mêmes octets ; une valeur, un titre ou l'ordre des catégories changés la font redessiner ;
+    une fonction de dessin d'un autre module n'est jamais reprise (son code n'est pas dans la clé)."""
     import pandas as pd
 
     from analysis.publishing import figures as F
 
     F.setup_matplotlib()
     calls = []
-    real = F.line_trend
-
-    def counted(*args, extra=None, **kwargs):
-        calls.append(1)
-        return real(*args, **kwargs)
-
-    counted.__qualname__ = "line_trend_compte"
+    real_new = F._new_figure
+    monkeypatch.setattr(F, "_new_figure", lambda *a, **k: (calls.append(1), real_new(*a, **k))[1])
     df = pd.DataFrame({"annee": [2022, 2023, 2024], "v": [1.0, 2.0, 3.0]})
-    without_cache = F.draw(counted, df, "annee", "v", title="Titre")
+    without_cache = F.draw(F.line_trend, df, "annee", "v", title="Titre")
     F.use_cache(tmp_path / "figures")
     try:
-        first = F.draw(counted, df, "annee", "v", title="Titre")
-        again = F.draw(counted, df.copy(), "annee", "v", title="Titre")
+        first = F.draw(F.line_trend, df, "annee", "v", title="Titre")
+        again = F.draw(F.line_trend, df.copy(), "annee", "v", title="Titre")
         assert len(calls) == 2 and again == first == without_cache  # repris : pas de nouveau dessin
         assert first.title == "Titre" and first.svg.startswith("<svg")
-        changed = F.draw(counted, df.assign(v=[1.0, 2.0, 3.5]), "annee", "v", title="Titre")
+        changed = F.draw(F.line_trend, df.assign(v=[1.0, 2.0, 3.5]), "annee", "v", title="Titre")
         assert len(calls) == 3 and changed.svg != first.svg
-        F.draw(counted, df, "annee", "v", title="Autre titre")
+        F.draw(F.line_trend, df, "annee", "v", title="Autre titre")
         assert len(calls) == 4
-        F.draw(counted, df, "annee", "v", title="Titre", extra=object())  # sans empreinte : dessinée
-        F.draw(counted, df, "annee", "v", title="Titre", extra=object())
+        # mêmes valeurs, catégories dans un autre ordre (couleurs et légende changent) : autre clé
+        for order in (["a", "b"], ["b", "a"]):
+            F.draw(F.line_trend, df.assign(g=pd.Categorical(["a", "b", "a"], categories=order)), "annee", "v",
+                   hue="g", title="T")
         assert len(calls) == 6
-        assert len(list((tmp_path / "figures").glob("*.json"))) == 3
+
+        def elsewhere(*args, **kwargs):
+            return F.line_trend(*args, **kwargs)
+
+        F.draw(elsewhere, df, "annee", "v", title="Titre")
+        F.draw(elsewhere, df, "annee", "v", title="Titre")
+        assert len(calls) == 8
+        assert len(list((tmp_path / "figures").glob("*.json"))) == 5
     finally:
         F.use_cache(None)
+
+
+def test_report_pdf_keeps_every_text_of_unusual_html(tmp_path):
+    """HTML que le paquet ne produit pas aujourd'hui mais qu'un notebook ou un texte Markdown peut
+    produire : le PDF se construit et ne perd aucun texte (relecture de code)."""
+    import base64
+
+    from pypdf import PdfReader
+
+    from analysis.publishing.rapport_pdf import report_tree
+
+    svg = ('<svg xmlns="http://www.w3.org/2000/svg" width="100pt" height="40pt" viewBox="0 0 100 40">'
+           '<text x="2" y="20" style="font-family: DejaVu Sans">Centre 医院</text></svg>')
+    src = "data:image/svg+xml;base64," + base64.b64encode(svg.encode()).decode()
+    html = ("<html><head><title>T</title></head><body><main>"
+            '<div class="ecran-seulement"/><nav><span/></nav><p>APRES-MASQUE</p>'      # balises auto-fermées
+            '<h1 id="a">Un</h1><h3 id="a">Trois</h3>'                                   # niveau sauté, doublon
+            '<p id="p1">Lien <a href="#p1">vers un paragraphe</a> et <a href="#a">vers Un</a></p>'
+            "<p>ouvert<p>SUIVANT</p>"                                                  # fin implicite
+            "<ul><li>un<li>DEUX</ul>"
+            "<pre><code>ligne 1\nLIGNE 2</code></pre><p><code>a<b>B</b>c</code></p>"
+            '<div class="jp-OutputArea-output">Alpha</div><div class="jp-OutputArea-output">Beta</div>'
+            "<table><tr><th>x</th><th>y</th></tr><tr><td>1</td></tr><tr><td>2</td><td>3</td></tr></table>"
+            f'<figure class="figure"><img alt="" src="{src}"><figcaption>Légende sans alt</figcaption></figure>'
+            '<figure class="figure"><figcaption>Sans image</figcaption></figure>'
+            "</main></body></html>")
+    (tmp_path / "r.html").write_text(html, encoding="utf-8")
+    html_to_pdf(tmp_path / "r.html", tmp_path / "r.pdf")
+    text = "\n".join(p.extract_text() for p in PdfReader(str(tmp_path / "r.pdf")).pages)
+    for expected in ("APRES-MASQUE", "Trois", "vers un paragraphe", "SUIVANT", "DEUX", "LIGNE 2", "aBc",
+                     "Légende sans alt", "[Figure]", "Sans image"):
+        assert expected in text, expected
+    assert "AlphaBeta" not in text and "Alpha" in text and "Beta" in text
+    [table] = [n for n in report_tree(html)["contenu"] if isinstance(n, dict) and n["t"] == "table"]
+    assert table["cols"] == 2 and len(table["head"]) == 1  # première ligne d'en-têtes : en-tête
+    assert [len(r) for r in table["rows"]] == [2, 2]  # ligne courte complétée d'une cellule vide

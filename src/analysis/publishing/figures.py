@@ -239,7 +239,7 @@ def line_trend(
     """
     fig, ax = _new_figure(height, width)
     data = df[[c for c in dict.fromkeys([x, y, hue]) if c is not None]].dropna(subset=[y])
-    groups = [(None, data)] if hue is None else list(data.groupby(hue, sort=True, dropna=False))
+    groups = [(None, data)] if hue is None else list(data.groupby(hue, sort=True, dropna=False, observed=True))
     for i, (key, g) in enumerate(groups):
         g = g.sort_values(x)
         ax.plot(g[x].to_numpy(dtype=float) if _is_year_like(g[x]) else g[x], g[y].astype(float),
@@ -547,16 +547,35 @@ class _Unhashable(Exception):
     pass
 
 
+def _column_types(values: pd.Series) -> tuple:
+    """Ce que les valeurs hachées d'une colonne ne disent pas : catégories et leur ordre, types
+    des valeurs d'une colonne ``object`` (``1`` et ``"1"`` ont la même empreinte)."""
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        return ("category", list(values.cat.categories), bool(values.cat.ordered))
+    if values.dtype == object:
+        return ("object", pd.api.types.infer_dtype(values, skipna=False))
+    return (str(values.dtype),)
+
+
+def _hash_values(h, value) -> None:
+    try:
+        h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+    except TypeError as exc:  # listes ou dictionnaires dans les cellules
+        raise _Unhashable(str(exc)) from exc
+
+
 def _feed(h, value) -> None:
     """Empreinte d'un argument d'une fonction de dessin : tableaux (valeurs, index, colonnes,
-    types), textes, nombres, listes et dictionnaires ; autre chose : pas de reprise possible."""
+    types, catégories), textes, nombres, listes et dictionnaires ; autre chose : pas de reprise."""
     if isinstance(value, pd.DataFrame):
-        h.update(b"D" + repr((list(value.columns), [str(t) for t in value.dtypes], list(value.index.names),
+        h.update(b"D" + repr((list(value.columns), [_column_types(value[c]) for c in value.columns],
+                              list(value.index.names), _column_types(value.index.to_series()),
                               value.shape)).encode())
-        h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+        _hash_values(h, value)
     elif isinstance(value, pd.Series):
-        h.update(b"S" + repr((value.name, str(value.dtype), value.shape)).encode())
-        h.update(pd.util.hash_pandas_object(value, index=True).to_numpy().tobytes())
+        h.update(b"S" + repr((value.name, _column_types(value), _column_types(value.index.to_series()),
+                              value.shape)).encode())
+        _hash_values(h, value)
     elif value is None or isinstance(value, (bool, int, float, str, np.integer, np.floating)):
         h.update(b"V" + repr((type(value).__name__, value)).encode() + b"\0")
     elif isinstance(value, (list, tuple)):
@@ -590,6 +609,8 @@ def _code_salt() -> str:
 
 
 def _figure_key(builder, args, kwargs) -> str | None:
+    if getattr(builder, "__module__", None) != __name__ or "<" in getattr(builder, "__qualname__", "<"):
+        return None  # une fonction d'ailleurs : son code n'est pas dans l'empreinte, jamais reprise
     h = hashlib.sha256(f"{_code_salt()}|{builder.__module__}.{builder.__qualname__}|".encode())
     # réglages en vigueur (setup_matplotlib, ou changés par un notebook)
     h.update(repr(sorted(matplotlib.rcParams.items())).encode())

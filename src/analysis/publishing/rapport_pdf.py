@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import base64
 import datetime as _dt
-import hashlib
 import json
 import logging
 import os
@@ -49,7 +48,9 @@ INLINE = frozenset({"a", "b", "strong", "i", "em", "code", "span", "br", "img", 
 SKIPPED = frozenset({"script", "style", "nav", "input", "button", "template", "noscript", "head", "title"})
 #: classes masquées à l'impression (feuilles de style du rapport)
 HIDDEN_CLASSES = frozenset({"ecran-seulement", "anchor-link", "jp-mod-noOutputs", "jp-Collapser",
-                            "bandeau-courant"})
+                            "jp-InputPrompt", "jp-OutputPrompt", "bandeau-courant"})
+#: texte alternatif d'une figure qui n'en a pas (comme :data:`analysis.publishing.figures.GENERIC_ALT`)
+GENERIC_ALT = "Figure"
 VOID = frozenset({"br", "img", "hr", "meta", "link", "input", "col", "wbr", "source"})
 _WS = re.compile(r"[ \t\n\r\f]+")
 
@@ -77,9 +78,8 @@ class _TreeBuilder(HTMLParser):
         self.title = ""
         self._in_title = False
         self.body_classes: list[str] = []
-        self.ids: set[str] = set()
 
-    def handle_starttag(self, tag, attrs):
+    def handle_starttag(self, tag, attrs, self_closing: bool = False):
         a = {k: (v or "") for k, v in attrs}
         if tag == "title":
             self._in_title = True
@@ -87,15 +87,15 @@ class _TreeBuilder(HTMLParser):
             self.body_classes = a.get("class", "").split()
         classes = a.get("class", "").split()
         if self.skip or tag in SKIPPED or HIDDEN_CLASSES.intersection(classes) or "hidden" in a:
-            if tag not in VOID:
+            if tag not in VOID and not self_closing:
                 self.skip += 1
             return
+        self._close_implied(tag)
         node = {"t": tag, "c": []}
         if classes:
             node["k"] = classes
         if a.get("id"):
             node["id"] = a["id"]
-            self.ids.add(a["id"])
         for name in ("colspan", "rowspan"):
             if a.get(name, "").isdigit() and int(a[name]) > 1:
                 node[name] = int(a[name])
@@ -105,17 +105,37 @@ class _TreeBuilder(HTMLParser):
             node["alt"] = a.get("alt", "")
             src = a.get("src", "")
             if src.startswith("data:image/svg+xml;base64,"):
-                node["svg"] = base64.b64decode(src.split(",", 1)[1]).decode("utf-8")
+                node["svg"] = base64.b64decode(src.split(",", 1)[1]).decode("utf-8", errors="replace")
             elif src.startswith("data:image/png;base64,"):
                 node["svg"] = _png_as_svg(src.split(",", 1)[1])
         self.stack[-1]["c"].append(node)
-        if tag not in VOID:
+        if tag not in VOID and not self_closing:
             self.stack.append(node)
 
     def handle_startendtag(self, tag, attrs):
-        self.handle_starttag(tag, attrs)
-        if tag not in VOID and not self.skip and self.stack[-1]["t"] == tag:
-            self.stack.pop()
+        self.handle_starttag(tag, attrs, self_closing=True)
+
+    def _close_implied(self, tag: str) -> None:
+        """Fins de balise implicites du HTML : ``<p>`` ferme le paragraphe ouvert (comme tout bloc
+        qui commence dans un paragraphe), ``<li>`` l'élément de liste ouvert de sa liste, ``<tr>``
+        la ligne ouverte, ``<td>``/``<th>`` la cellule ouverte."""
+        def close_to(names, stop):
+            for i in range(len(self.stack) - 1, 0, -1):
+                t = self.stack[i]["t"]
+                if t in names:
+                    del self.stack[i:]
+                    return
+                if t in stop:
+                    return
+
+        if tag not in INLINE:
+            close_to({"p"}, {"div", "li", "td", "th", "blockquote", "figure", "header", "main", "section"})
+        if tag == "li":
+            close_to({"li"}, {"ul", "ol"})
+        elif tag in ("td", "th"):
+            close_to({"td", "th"}, {"tr", "table"})
+        elif tag == "tr":
+            close_to({"tr"}, {"table", "thead", "tbody", "tfoot"})
 
     def handle_endtag(self, tag):
         if tag == "title":
@@ -172,8 +192,13 @@ def _normalise(node, pre: bool = False):
                     continue
             out.append(child)
         kids = out
+    if node["t"] in ("pre", "code", "kbd"):
+        kids = [_text({"c": kids})] if kids else []  # texte brut : « <pre><code>…</code></pre> » compris
     node["c"] = kids
-    if node["t"] == "div" and not node.get("id") and all(k.startswith("jp-") for k in node.get("k", [])):
+    # enveloppes des cellules de nbconvert : remplacées par leurs enfants, sauf si elles contiennent
+    # du texte en ligne (deux sorties de texte voisines resteraient sinon collées)
+    if node["t"] == "div" and not node.get("id") and all(k.startswith("jp-") for k in node.get("k", [])) \
+            and all(_is_block(c) for c in kids):
         node["_flatten"] = True
     return node
 
@@ -213,13 +238,61 @@ def _svg_width_pt(svg: str) -> float | None:
     return value * 0.75 if m.group(2) == "px" else value
 
 
+LABELLED = ("h1", "h2", "h3", "h4", "h5", "h6", "figure")
+
+
+def _walk(node):
+    if isinstance(node, dict):
+        yield node
+        for child in node["c"]:
+            yield from _walk(child)
+
+
+def _targets_and_levels(main: dict) -> set[str]:
+    """Cibles des liens internes : identifiants des titres et des figures (les seuls éléments qui
+    portent une étiquette dans le PDF), chacun une fois (un doublon perd le sien). Niveaux des
+    titres sans saut (PDF/UA) : un titre ne descend que d'un niveau sous le précédent."""
+    targets: set[str] = set()
+    level = 0
+    for n in _walk(main):
+        if n["t"] in LABELLED[:-1]:
+            level = min(int(n["t"][1]), level + 1, 4)
+            n["t"] = f"h{level}"
+        if "id" in n:
+            if n["t"] in LABELLED and n["id"] not in targets:
+                targets.add(n["id"])
+            else:
+                del n["id"]
+    return targets
+
+
+def _prepare_figure(node) -> None:
+    """Figure : son image SVG et son texte alternatif (à défaut, sa légende ou « Figure ») ; sans
+    image reproductible, un bloc qui en donne le texte alternatif et la légende."""
+    img = next((c for c in node["c"] if isinstance(c, dict) and c["t"] == "img"), None)
+    cap = next((c for c in node["c"] if isinstance(c, dict) and c["t"] == "figcaption"), None)
+    if img is not None and "svg" in img:
+        img["alt"] = " ".join(img.get("alt", "").split()) or " ".join(_text(cap).split()) or GENERIC_ALT
+        return
+    alt = " ".join((img or {}).get("alt", "").split()) or GENERIC_ALT
+    node.clear()
+    node.update({"t": "div", "k": ["note"], "c": [{"t": "p", "c": [f"[{alt}]"]}] + ([cap] if cap else [])})
+
+
 def _prepare(node, ids: set[str]) -> None:
     """Ce que le gabarit ne calcule pas lui-même : nombre de colonnes et lignes d'en-tête des
     tableaux, largeur naturelle des figures, liens internes vers une cible existante."""
     if not isinstance(node, dict):
         return
+    if node["t"] == "figure":
+        _prepare_figure(node)
+    elif node["t"] == "img":
+        node["alt"] = " ".join(node.get("alt", "").split()) or "Image"
     if node["t"] == "table":
+        for child in node["c"]:  # cellules d'abord (liens, images), le tableau ensuite
+            _prepare(child, ids)
         _prepare_table(node)
+        return
     # un paragraphe qui introduit une liste, un tableau ou une figure reste sur la page de ce qui
     # le suit (comme « p:has(+ table) { break-after: avoid } » de print.css)
     kids = [c for c in node["c"] if isinstance(c, dict)]
@@ -252,12 +325,17 @@ def _prepare_table(table: dict) -> None:
         elif part["t"] == "tr":
             body.append(part)
     caption = next((p for p in table["c"] if isinstance(p, dict) and p["t"] == "caption"), None)
+    for row in header + body:  # seules les cellules comptent (un texte perdu entre deux : en cellule)
+        row["c"] = [c if isinstance(c, dict) and c["t"] in ("th", "td") else {"t": "td", "c": [c]}
+                    for c in row["c"] if not (isinstance(c, str) and not c.strip())]
+    if not header and body and body[0]["c"] and all(c["t"] == "th" for c in body[0]["c"]):
+        header, body = body[:1], body[1:]  # sans <thead> : une première ligne d'en-têtes en tient lieu
     # nombre de colonnes : cellules de chaque ligne, en tenant compte des fusions
     occupied: dict[tuple[int, int], bool] = {}
     ncols = 0
     for y, row in enumerate(header + body):
         x = 0
-        for cell in (c for c in row["c"] if isinstance(c, dict) and c["t"] in ("th", "td")):
+        for cell in row["c"]:
             while occupied.get((y, x)):
                 x += 1
             for dy in range(cell.get("rowspan", 1)):
@@ -265,7 +343,13 @@ def _prepare_table(table: dict) -> None:
                     occupied[(y + dy, x + dx)] = True
             x += cell.get("colspan", 1)
         ncols = max(ncols, x)
-    table["cols"] = max(ncols, 1)
+    ncols = max(ncols, 1)
+    # lignes courtes complétées de cellules vides : Typst place les cellules à la suite, une ligne
+    # courte prendrait sinon des cellules de la suivante
+    for y, row in enumerate(header + body):
+        free = sum(1 for x in range(ncols) if not occupied.get((y, x)))
+        row["c"].extend({"t": "td", "c": []} for _ in range(free))
+    table["cols"] = ncols
     for row in header + body:
         _breakable(row)
     table["mesures"] = _column_samples(header + body, table["cols"])
@@ -342,19 +426,26 @@ def _breakable(node) -> None:
             _breakable(child)
 
 
-def _clean_texts(node, clean) -> None:
+_SVG_TEXT = re.compile(r">([^<]+)<")
+
+
+def _clean_texts(node, clean, pre: bool = False) -> None:
     """Textes affichables par la police : contrôles bidirectionnels retirés, caractères sans glyphe
     dans DejaVu Sans remplacés par « � » (comme sur les fiches ; Typst refuse sinon de produire un
-    PDF/A), texte alternatif des figures compris (le SVG garde ses textes)."""
+    PDF/A), texte alternatif et textes des figures SVG compris ; lignes d'un ``<pre>`` gardées."""
     if not isinstance(node, dict):
         return
     if "alt" in node:
         node["alt"] = clean(node["alt"])
+    if "svg" in node:
+        node["svg"] = _SVG_TEXT.sub(lambda m: ">" + "\n".join(clean(x) for x in m.group(1).split("\n")) + "<",
+                                    node["svg"])
+    pre = pre or node["t"] == "pre"
     for i, child in enumerate(node["c"]):
         if isinstance(child, str):
-            node["c"][i] = clean(child)
+            node["c"][i] = "\n".join(clean(x) for x in child.split("\n")) if pre else clean(child)
         else:
-            _clean_texts(child, clean)
+            _clean_texts(child, clean, pre)
 
 
 def report_tree(html_text: str, warnings: list[str] | None = None) -> dict:
@@ -378,7 +469,7 @@ def report_tree(html_text: str, warnings: list[str] | None = None) -> dict:
         return _text(_find(cover, lambda n: name in n.get("k", []))).strip() if cover else ""
 
     banner = _find(cover, lambda n: "bandeau-fictif" in n.get("k", [])) if cover else None
-    _prepare(main, builder.ids)
+    _prepare(main, _targets_and_levels(main))
     return {
         "titre": " ".join(builder.title.split()) or cls("couverture-titre"),
         "organisme": cls("couverture-organisme"),
@@ -412,26 +503,18 @@ def _compiler():
     return _COMPILER
 
 
+_QUERIED = False
+
+
 def started() -> bool:
-    """Le compilateur Typst du rapport est chargé dans ce processus (voir
-    :func:`analysis.publishing.fiches.typst_started`)."""
-    return _COMPILER is not None
+    """Typst a servi au rapport dans ce processus (compilateur chargé, ou :func:`query`) : voir
+    :func:`analysis.publishing.fiches.typst_started`."""
+    return _COMPILER is not None or _QUERIED
 
 
 def warm_up() -> None:
     """Charge le compilateur Typst et ses polices (appelé pendant que le noyau travaille)."""
     _compiler()
-
-
-def engine_fingerprint() -> str:
-    """Gabarit, version de Typst et polices : ce qui, hors contenu, fait les octets du PDF."""
-    from importlib.metadata import version
-
-    h = hashlib.sha256(f"typst {version('typst')}|{','.join(PDF_STANDARDS)}|".encode())
-    h.update(TYPST_TEMPLATE.read_bytes())
-    for name in FONT_FILES:
-        h.update(hashlib.sha256((_font_dir() / name).read_bytes()).digest())
-    return h.hexdigest()
 
 
 def _payload(html_text: str, warnings: list[str] | None = None) -> str:
@@ -449,6 +532,8 @@ def query(html_text: str, selector: str) -> list[dict]:
     largeur de leurs plus longs mots (mots coupés en syllabes), avec leur taux de resserrement."""
     import typst
 
+    global _QUERIED
+    _QUERIED = True
     out = typst.query(str(TYPST_TEMPLATE), selector, root=str(TYPST_TEMPLATE.parent),
                       font_paths=[str(_font_dir())], ignore_system_fonts=True,
                       sys_inputs={"rapport": _payload(html_text)})
@@ -458,8 +543,9 @@ def query(html_text: str, selector: str) -> list[dict]:
 def html_to_pdf(html_path: Path, pdf_out: Path) -> None:
     """HTML du rapport (:func:`analysis.publishing.render.notebook_to_html`) → PDF A4 balisé.
 
-    PDF/A-2a et PDF/UA-1 ; titre et langue ``fr`` en métadonnées ; reproductible (aucune date
-    n'est écrite, sauf ``SOURCE_DATE_EPOCH``). Le PDF est écrit à côté puis renommé : un rendu
+    PDF/A-2a et PDF/UA-1 ; titre et langue ``fr`` en métadonnées ; reproductible : la date du
+    document est ``SOURCE_DATE_EPOCH``, sinon le 1er janvier 1980 (PDF/A exige une date), comme les
+    fiches. Le PDF est écrit à côté puis renommé : un rendu
     interrompu ne laisse jamais de PDF partiel.
     """
     html_path, pdf_out = Path(html_path), Path(pdf_out)
