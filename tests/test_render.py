@@ -312,6 +312,7 @@ def test_no_table_is_squeezed_much_below_its_longest_words(built):
     assert len(query(html, "table")) >= 10
     squeezed = query(html, "<tableau-resserre>")
     assert all(t["value"]["resserrement"] >= 0.85 for t in squeezed), squeezed
+    assert query(html, "<debordement>") == []  # aucun nombre, code ou nom de fichier hors de sa cellule
 
 
 def _table_html(rows: list[list[str]]) -> str:
@@ -330,10 +331,15 @@ def test_table_columns_follow_css_automatic_layout():
     # un long texte se répartit sur plusieurs lignes : pas de resserrement non plus
     long = _table_html([["Motif", "Valeur"], ["mot " * 200, "1"]])
     assert query(long, "<tableau-resserre>") == []
-    # 12 colonnes de mots de 20 caractères sans coupure possible : plus larges que la page
-    wide = _table_html([[f"c{i}" for i in range(12)], ["x" * 20] * 12])
+    # 12 colonnes de mots de 20 lettres : resserrées (les mots se coupent en syllabes), sans déborder
+    wide = _table_html([[f"c{i}" for i in range(12)], ["anticonstitutionnels"] * 12])
     [squeezed] = query(wide, "<tableau-resserre>")
     assert squeezed["value"]["colonnes"] == 12 and squeezed["value"]["resserrement"] < 1
+    assert query(wide, "<debordement>") == []
+    # 12 colonnes de codes de 20 caractères (jamais coupés) : plus larges que la page, signalé
+    codes = _table_html([[f"c{i}" for i in range(12)], ["ab_cd_ef_gh_ij_kl_mn"] * 12])
+    [over] = query(codes, "<debordement>")
+    assert over["value"]["colonnes"] == 12 and over["value"]["exces_pt"] > 100
     # les mesures envoyées au gabarit : plus longs mots et plus longues cellules de chaque colonne
     [table] = [n for n in report_tree(_table_html([["A", "Établissements"], ["un deux", "Sainte-Marie-le-Château"],
                                                    ["hospitalisation", "esatis_ssr_2024.xlsx"]]))["contenu"]
@@ -341,11 +347,12 @@ def test_table_columns_follow_css_automatic_layout():
     assert table["cols"] == 2
     assert table["mesures"][0] == {"min": [["hospitalisation", False], ["deux", False], ["un", False]],
                                    "min_cesure": [["hospital-", False], ["deux", False], ["un", False]],
-                                   "min_th": [["A", True]], "min_th_cesure": [["A", True]],
+                                   "min_th": [["A", True]], "min_th_cesure": [["A", True]], "insecable": [],
                                    "max": [["hospitalisation", False], ["un deux", False], ["A", True]]}
     m = table["mesures"][1]
     assert m["min"] == [["esatis_ssr_2024.xlsx", False], ["Château", False], ["Sainte-", False]]  # trait d'union
     assert m["min_cesure"][0] == ["esatis_ssr_2024.xlsx", False]  # un nom de fichier ne se coupe pas en syllabes
+    assert m["insecable"] == [["esatis_ssr_2024.xlsx", False]]  # ni « Sainte- », ni « Château »
     assert m["min_th_cesure"] == [["Établis-", True]]  # 14 lettres : les 7 premières
 
 

@@ -363,7 +363,8 @@ def _column_samples(rows: list[dict], ncols: int) -> list[dict]:
     """Pour chaque colonne, les textes qui en font la largeur : les plus longs mots des cellules
     (``min``) et des en-têtes (``min_th``) pour la largeur minimale, et leur première moitié quand
     ils se coupent en syllabes (``min_cesure``, ``min_th_cesure`` ; un mot fait de lettres seulement), et les plus longues cellules sur
-    une ligne (``max``) pour la largeur naturelle. Le gabarit les mesure dans leur police et
+    une ligne (``max``) pour la largeur naturelle ; ``insecable`` : les plus longs nombres, codes ou
+    noms de fichier, qui ne se coupent jamais (pour signaler un tableau où l'un d'eux déborderait). Le gabarit les mesure dans leur police et
     calcule les largeurs des colonnes comme la mise en page automatique des tableaux en CSS. Les
     nombres mis en forme à la française (espaces insécables) ne se coupent jamais ; un mot se
     coupe après un trait d'union, et un mot de plus de 30 caractères (long nom de fichier…)
@@ -372,6 +373,7 @@ def _column_samples(rows: list[dict], ncols: int) -> list[dict]:
     head_words = [[] for _ in range(ncols)]
     head_halves = [[] for _ in range(ncols)]
     body_halves = [[] for _ in range(ncols)]
+    unbreakable = [[] for _ in range(ncols)]
     texts: list[list[tuple[str, bool]]] = [[] for _ in range(ncols)]
     occupied: dict[tuple[int, int], bool] = {}
     for y, row in enumerate(rows):
@@ -388,6 +390,8 @@ def _column_samples(rows: list[dict], ncols: int) -> list[dict]:
                 text = _text(cell).strip()
                 texts[x].append((text, bold))
                 for w in filter(None, _WORD_SPLIT.split(text)):
+                    if not _WORD.fullmatch(w.rstrip("-")):
+                        unbreakable[x].append((w, bold))  # nombre, code, nom de fichier
                     if bold:
                         head_words[x].append((w, True))
                         head_halves[x].append((w[: (len(w) + 1) // 2] + "-" if len(w) > 6 else w, True))
@@ -403,7 +407,8 @@ def _column_samples(rows: list[dict], ncols: int) -> list[dict]:
         return [list(t) for t in sorted(set(items), key=lambda t: (-len(t[0]), t))[:3]]
 
     return [{"min": longest(words[i]), "min_cesure": longest(body_halves[i]), "min_th": longest(head_words[i]),
-             "min_th_cesure": longest(head_halves[i]), "max": longest(texts[i])} for i in range(ncols)]
+             "min_th_cesure": longest(head_halves[i]), "insecable": longest(unbreakable[i]),
+             "max": longest(texts[i])} for i in range(ncols)]
 
 
 _BREAK_AFTER = re.compile(r"([_./\\])(?=[^\s])")
