@@ -953,7 +953,7 @@ def build_report(params: Params) -> list[Path]:
 
     if params.force:
         # tout est refait : aucune figure n'est reprise des exécutions précédentes
-        from ..publishing.figures import FIGURE_CACHE
+        from ..publishing.fiches import FIGURE_CACHE
 
         shutil.rmtree(params.processed_dir / FIGURE_CACHE, ignore_errors=True)
     multi = bool(params.region and params.region.lower() in ALL_REGIONS)
@@ -1016,8 +1016,7 @@ def build_report(params: Params) -> list[Path]:
     state = _state_file(params)
     state.parent.mkdir(parents=True, exist_ok=True)
     _write_json(state, {"empreinte": digest, "dossiers": [str(f) for f in finals]})
-    from ..publishing.fiches import SheetCache
-    from ..publishing.figures import FIGURE_CACHE, FIGURE_CACHE_MAX_ENTRIES
+    from ..publishing.fiches import FIGURE_CACHE, FIGURE_CACHE_MAX_ENTRIES, SheetCache
 
     # caches bornés : les entrées les moins récemment utilisées partent
     if params.fiches:
@@ -1039,7 +1038,7 @@ def _write_json(path: Path, obj) -> None:
 
 
 def _render_report(tmp, annee, region, fictif, progress) -> None:
-    from ..publishing import render
+    from ..publishing import rapport_pdf, render
     from ..reading.regions import region_label
 
     progress.say("Rendu HTML et PDF du rapport…")
@@ -1050,7 +1049,7 @@ def _render_report(tmp, annee, region, fictif, progress) -> None:
             title="Suivi qualité des CPOM — rapport annuel", region_label=region_label(region), annee=annee,
             fictif=fictif,
         )
-        render.html_to_pdf(html, tmp / "rapport_annuel.pdf")
+        rapport_pdf.html_to_pdf(html, tmp / "rapport_annuel.pdf")
 
 
 def _write_workbook(tmp, rules, result, annee, region, progress) -> None:

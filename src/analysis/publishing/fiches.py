@@ -114,7 +114,7 @@ from typing import Any
 import numpy as np
 
 from .fmt import MISSING, fmt_date, fmt_dec, fmt_num, fmt_pct, is_missing
-from .render import fixed_font_timestamps, local_url_fetcher, source_date
+from .render import fixed_font_timestamps, local_url_fetcher, pdf_date, source_date
 
 TEMPLATES_DIR = Path(__file__).parent / "templates" / "fiche"
 MAX_HISTORY_YEARS = 3
@@ -611,9 +611,6 @@ def sheet_view(fiche: Mapping[str, Any], *, region_label: str, annee: int,
     n = _clean_tree(n, clean)
     label = clean(_text(region_label))
     titre = f"Fiche établissement — {n['raison_sociale']} ({n['finess_geo']}) — {label} {annee}"
-    # PDF/A exige une date de création : SOURCE_DATE_EPOCH, sinon une date fixe (1er janvier 1980,
-    # comme l'horodatage des polices du rapport) pour des octets identiques d'une exécution à l'autre
-    generated = source_date() or _dt.datetime(1980, 1, 1, tzinfo=_dt.timezone.utc)
     view = {
         **n,
         "annee": str(int(annee)),
@@ -621,8 +618,7 @@ def sheet_view(fiche: Mapping[str, Any], *, region_label: str, annee: int,
         "titre": titre,
         "auteur": "cpom-qualite",
         "mots_cles": ["CPOM", "qualité", "fiche établissement", n["finess_geo"]],
-        "date": [generated.year, generated.month, generated.day, generated.hour, generated.minute,
-                 generated.second],
+        "date": pdf_date(),  # PDF/A exige une date
         "surtitre": f"Fiche établissement · suivi qualité des CPOM · {label} · {annee}",
         "entete": f"{n['raison_sociale']} — FINESS {n['finess_geo']}",
         "pied": f"Fiche établissement — {label} {annee}",
@@ -716,6 +712,11 @@ def _write_atomic(path: Path, data: bytes) -> None:
 #: entrées gardées au plus (les plus anciennement utilisées sont retirées) : de quoi garder
 #: plusieurs générations des ~3 000 fiches nationales (~40 Ko chacune)
 CACHE_MAX_ENTRIES = 12_000
+#: sous-dossier du dossier des tables nettoyées où ``make report`` garde les figures dessinées
+#: (:func:`analysis.publishing.figures.draw`), et entrées gardées au plus : ~15 figures par région.
+#: Ici, avec la classe du cache, pour que ``make report`` les nomme sans importer matplotlib.
+FIGURE_CACHE = ".cache-figures"
+FIGURE_CACHE_MAX_ENTRIES = 4000
 
 
 class SheetCache:

@@ -31,6 +31,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 from matplotlib.ticker import Formatter, LogLocator, MaxNLocator, NullFormatter
 
+from .fiches import FIGURE_CACHE, FIGURE_CACHE_MAX_ENTRIES  # noqa: F401 - nom du cache des figures
 from .fmt import fmt_dec
 
 __all__ = [
@@ -528,10 +529,6 @@ class DrawnFigure(NamedTuple):
 #: figures déjà dessinées, par clé (:func:`_figure_key`) : ``None`` tant que :func:`use_cache`
 #: n'a rien désigné (un notebook lancé seul dessine tout)
 _CACHE = None
-#: sous-dossier du dossier des tables nettoyées où ``make report`` garde les figures dessinées
-FIGURE_CACHE = ".cache-figures"
-#: entrées gardées au plus (les moins récemment utilisées retirées) : ~15 figures par région
-FIGURE_CACHE_MAX_ENTRIES = 4000
 
 
 def use_cache(folder: Path | str | None) -> None:

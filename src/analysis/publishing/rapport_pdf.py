@@ -24,22 +24,18 @@ PDF/UA-1 qui n'en remplit pas les exigences.
 from __future__ import annotations
 
 import base64
-import datetime as _dt
 import json
 import logging
-import os
 import re
 from html.parser import HTMLParser
 from pathlib import Path
 
-from .render import REPORT_TEMPLATE, TEMPLATES_DIR, source_date
+from .render import REPORT_TEMPLATE, TEMPLATES_DIR, pdf_date
 
 log = logging.getLogger("analysis")
 
 TYPST_TEMPLATE = TEMPLATES_DIR / REPORT_TEMPLATE / "rapport.typ"
 PDF_STANDARDS = ["a-2a", "ua-1"]  # archivage (PDF/A-2a, balisé) et accessibilité (PDF/UA-1)
-FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique.ttf",
-              "DejaVuSans-BoldOblique.ttf", "DejaVuSansMono.ttf")
 
 #: éléments composés en ligne (les autres sont des blocs)
 INLINE = frozenset({"a", "b", "strong", "i", "em", "code", "span", "br", "img", "sub", "sup", "small",
@@ -212,14 +208,7 @@ def _strip_private(node):
 
 
 def _find(node, pred):
-    if isinstance(node, dict):
-        if pred(node):
-            return node
-        for child in node["c"]:
-            found = _find(child, pred)
-            if found is not None:
-                return found
-    return None
+    return next((n for n in _walk(node) if pred(n)), None)
 
 
 def _text(node) -> str:
@@ -288,6 +277,8 @@ def _prepare(node, ids: set[str]) -> None:
         _prepare_figure(node)
     elif node["t"] == "img":
         node["alt"] = " ".join(node.get("alt", "").split()) or "Image"
+        if "svg" in node:
+            node["w"] = _svg_width_pt(node["svg"])
     if node["t"] == "table":
         for child in node["c"]:  # cellules d'abord (liens, images), le tableau ensuite
             _prepare(child, ids)
@@ -299,8 +290,6 @@ def _prepare(node, ids: set[str]) -> None:
     for cur, nxt in zip(kids, kids[1:]):
         if cur["t"] == "p" and nxt["t"] in ("ul", "ol", "table", "figure"):
             cur["colle"] = True
-    if node["t"] == "img" and "svg" in node:
-        node["w"] = _svg_width_pt(node["svg"])
     if node["t"] == "a":
         href = node.get("href", "")
         if href.startswith("#"):
@@ -331,77 +320,81 @@ def _prepare_table(table: dict) -> None:
     if not header and body and body[0]["c"] and all(c["t"] == "th" for c in body[0]["c"]):
         header, body = body[:1], body[1:]  # sans <thead> : une première ligne d'en-têtes en tient lieu
     # nombre de colonnes : cellules de chaque ligne, en tenant compte des fusions
-    occupied: dict[tuple[int, int], bool] = {}
-    ncols = 0
-    for y, row in enumerate(header + body):
-        x = 0
-        for cell in row["c"]:
-            while occupied.get((y, x)):
-                x += 1
-            for dy in range(cell.get("rowspan", 1)):
-                for dx in range(cell.get("colspan", 1)):
-                    occupied[(y + dy, x + dx)] = True
-            x += cell.get("colspan", 1)
-        ncols = max(ncols, x)
-    ncols = max(ncols, 1)
+    placed, occupied = _placed(header + body)
+    ncols = max([x + cell.get("colspan", 1) for _, x, cell in placed] + [1])
     # lignes courtes complétées de cellules vides : Typst place les cellules à la suite, une ligne
-    # courte prendrait sinon des cellules de la suivante
+    # courte prendrait sinon des cellules de la suivante (ajoutées en fin de ligne : les places
+    # déjà calculées ne changent pas)
     for y, row in enumerate(header + body):
-        free = sum(1 for x in range(ncols) if not occupied.get((y, x)))
+        free = sum(1 for x in range(ncols) if (y, x) not in occupied)
         row["c"].extend({"t": "td", "c": []} for _ in range(free))
     table["cols"] = ncols
     for row in header + body:
         _breakable(row)
-    table["mesures"] = _column_samples(header + body, table["cols"])
+    table["mesures"] = _column_samples(placed, ncols)
     table["head"] = [[c for c in r["c"] if isinstance(c, dict)] for r in header]
     table["rows"] = [[c for c in r["c"] if isinstance(c, dict)] for r in body]
     table["caption"] = caption
     table["c"] = []
 
 
-def _column_samples(rows: list[dict], ncols: int) -> list[dict]:
-    """Pour chaque colonne, les textes qui en font la largeur : les plus longs mots des cellules
-    (``min``) et des en-têtes (``min_th``) pour la largeur minimale, et leur première moitié quand
-    ils se coupent en syllabes (``min_cesure``, ``min_th_cesure`` ; un mot fait de lettres seulement), et les plus longues cellules sur
-    une ligne (``max``) pour la largeur naturelle ; ``insecable`` : les plus longs nombres, codes ou
-    noms de fichier, qui ne se coupent jamais (pour signaler un tableau où l'un d'eux déborderait). Le gabarit les mesure dans leur police et
-    calcule les largeurs des colonnes comme la mise en page automatique des tableaux en CSS. Les
-    nombres mis en forme à la française (espaces insécables) ne se coupent jamais ; un mot se
-    coupe après un trait d'union, et un mot de plus de 30 caractères (long nom de fichier…)
-    après « _ », « . » ou « / » (voir :func:`_breakable`)."""
+def _placed(rows: list[dict]) -> tuple[list[tuple[int, int, dict]], set[tuple[int, int]]]:
+    """Place de chaque cellule ``(ligne, colonne, cellule)`` dans la grille du tableau, fusions
+    (``colspan``, ``rowspan``) comprises, et les places occupées."""
+    placed, occupied = [], set()
+    for y, row in enumerate(rows):
+        x = 0
+        for cell in row["c"]:
+            while (y, x) in occupied:
+                x += 1
+            placed.append((y, x, cell))
+            occupied.update((y + dy, x + dx) for dy in range(cell.get("rowspan", 1))
+                            for dx in range(cell.get("colspan", 1)))
+            x += cell.get("colspan", 1)
+    return placed, occupied
+
+
+def _half(word: str) -> str:
+    """Largeur minimale d'un mot qui se coupe en syllabes, comptée pour sa première moitié."""
+    return word[: (len(word) + 1) // 2] + "-" if len(word) > 6 else word
+
+
+def _column_samples(placed: list[tuple[int, int, dict]], ncols: int) -> list[dict]:
+    """Pour chaque colonne, les textes qui en font la largeur ; le gabarit les mesure dans leur
+    police et calcule les largeurs des colonnes comme la mise en page automatique des tableaux en
+    CSS :
+
+    - ``min`` et ``min_th`` : les plus longs mots des cellules et des en-têtes (largeur minimale) ;
+    - ``min_cesure`` et ``min_th_cesure`` : les mêmes quand ils se coupent en syllabes (un mot de
+      cellule fait de lettres seulement ; un en-tête toujours) ;
+    - ``insecable`` : les plus longs nombres, codes ou noms de fichier, qui ne se coupent jamais ;
+    - ``max`` : les plus longues cellules sur une ligne (largeur naturelle).
+
+    Les nombres mis en forme à la française (espaces insécables) ne se coupent jamais ; un mot se
+    coupe après un trait d'union, et un mot de plus de 30 caractères (long nom de fichier…) après
+    « _ », « . » ou « / » (voir :func:`_breakable`)."""
     words = [[] for _ in range(ncols)]
     head_words = [[] for _ in range(ncols)]
     head_halves = [[] for _ in range(ncols)]
     body_halves = [[] for _ in range(ncols)]
     unbreakable = [[] for _ in range(ncols)]
     texts: list[list[tuple[str, bool]]] = [[] for _ in range(ncols)]
-    occupied: dict[tuple[int, int], bool] = {}
-    for y, row in enumerate(rows):
-        x = 0
-        for cell in (c for c in row["c"] if isinstance(c, dict) and c["t"] in ("th", "td")):
-            while occupied.get((y, x)):
-                x += 1
-            span = cell.get("colspan", 1)
-            for dy in range(cell.get("rowspan", 1)):
-                for dx in range(span):
-                    occupied[(y + dy, x + dx)] = True
-            if span == 1 and x < ncols:
-                bold = cell["t"] == "th"
-                text = _text(cell).strip()
-                texts[x].append((text, bold))
-                for w in filter(None, _WORD_SPLIT.split(text)):
-                    if not _WORD.fullmatch(w.rstrip("-")):
-                        unbreakable[x].append((w, bold))  # nombre, code, nom de fichier
-                    if bold:
-                        head_words[x].append((w, True))
-                        head_halves[x].append((w[: (len(w) + 1) // 2] + "-" if len(w) > 6 else w, True))
-                    else:
-                        words[x].append((w, False))
-                        # un mot (lettres seules) peut se couper en syllabes ; un nom de fichier,
-                        # un code ou un nombre jamais
-                        half = w[: (len(w) + 1) // 2] + "-" if len(w) > 6 and _WORD.fullmatch(w) else w
-                        body_halves[x].append((half, False))
-            x += span
+    for _, x, cell in placed:
+        if cell.get("colspan", 1) == 1 and x < ncols:
+            bold = cell["t"] == "th"
+            text = _text(cell).strip()
+            texts[x].append((text, bold))
+            for w in filter(None, _WORD_SPLIT.split(text)):
+                if not _WORD.fullmatch(w.rstrip("-")):
+                    unbreakable[x].append((w, bold))  # nombre, code, nom de fichier
+                if bold:
+                    head_words[x].append((w, True))
+                    head_halves[x].append((_half(w), True))
+                else:
+                    words[x].append((w, False))
+                    # un mot (lettres seules) peut se couper en syllabes ; un nom de fichier,
+                    # un code ou un nombre jamais
+                    body_halves[x].append((_half(w) if _WORD.fullmatch(w) else w, False))
 
     def longest(items):
         return [list(t) for t in sorted(set(items), key=lambda t: (-len(t[0]), t))[:3]]
@@ -489,12 +482,6 @@ def report_tree(html_text: str, warnings: list[str] | None = None) -> dict:
     }
 
 
-def _font_dir() -> Path:
-    import matplotlib
-
-    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
-
-
 _USED = False
 
 
@@ -518,32 +505,23 @@ def warm_up() -> None:
     import typst  # noqa: F401 - import seul : aucun fil d'exécution de Typst n'est encore lancé
 
 
-def _compile(payload: str) -> bytes:
-    """Une compilation par rapport, sans garder de compilateur : un ``typst.Compiler`` gardé
-    retiendrait environ 220 Mio par processus de région après le rapport de démonstration, une
-    compilation isolée environ 90 Mio (mesuré), pour 0,1 s de chargement des polices de plus."""
-    return _typst().compile(str(TYPST_TEMPLATE), root=str(TYPST_TEMPLATE.parent), font_paths=[str(_font_dir())],
-                            ignore_system_fonts=True, sys_inputs={"rapport": payload},
-                            pdf_standards=PDF_STANDARDS)
+def _document(html_text: str, warnings: list[str] | None = None) -> dict:
+    """Arguments communs de ``typst.compile`` et ``typst.query`` : gabarit, polices DejaVu de
+    matplotlib (celles des fiches et des figures), données du rapport (JSON) et date du PDF/A."""
+    from .fiches import _font_dir
 
-
-def _payload(html_text: str, warnings: list[str] | None = None) -> str:
     data = report_tree(html_text, warnings)
-    # PDF/A exige une date : SOURCE_DATE_EPOCH, sinon le 1er janvier 1980, comme les fiches
-    generated = source_date() or _dt.datetime(1980, 1, 1, tzinfo=_dt.timezone.utc)
-    data["date"] = [generated.year, generated.month, generated.day, generated.hour, generated.minute,
-                    generated.second]
-    return json.dumps(data, ensure_ascii=False, separators=(",", ":"))
+    data["date"] = pdf_date()
+    return {"input": str(TYPST_TEMPLATE), "root": str(TYPST_TEMPLATE.parent), "font_paths": [str(_font_dir())],
+            "ignore_system_fonts": True,
+            "sys_inputs": {"rapport": json.dumps(data, ensure_ascii=False, separators=(",", ":"))}}
 
 
 def query(html_text: str, selector: str) -> list[dict]:
     """Éléments ``selector`` du rapport composé (``typst query``) : par exemple
     ``"<tableau-resserre>"``, les tableaux dont les colonnes ont dû être resserrées sous la
     largeur de leurs plus longs mots (mots coupés en syllabes), avec leur taux de resserrement."""
-    out = _typst().query(str(TYPST_TEMPLATE), selector, root=str(TYPST_TEMPLATE.parent),
-                      font_paths=[str(_font_dir())], ignore_system_fonts=True,
-                      sys_inputs={"rapport": _payload(html_text)})
-    return json.loads(out)
+    return json.loads(_typst().query(selector=selector, **_document(html_text)))
 
 
 def html_to_pdf(html_path: Path, pdf_out: Path) -> None:
@@ -551,16 +529,18 @@ def html_to_pdf(html_path: Path, pdf_out: Path) -> None:
 
     PDF/A-2a et PDF/UA-1 ; titre et langue ``fr`` en métadonnées ; reproductible : la date du
     document est ``SOURCE_DATE_EPOCH``, sinon le 1er janvier 1980 (PDF/A exige une date), comme les
-    fiches. Le PDF est écrit à côté puis renommé : un rendu
+    fiches. Une compilation par rapport, sans garder de compilateur : un ``typst.Compiler`` gardé
+    retiendrait environ 220 Mio par processus de région après le rapport de démonstration, une
+    compilation isolée environ 90 Mio (mesuré). Le PDF est écrit à côté puis renommé : un rendu
     interrompu ne laisse jamais de PDF partiel.
     """
+    from .fiches import _write_atomic
+
     html_path, pdf_out = Path(html_path), Path(pdf_out)
     warnings: list[str] = []
-    payload = _payload(html_path.read_text(encoding="utf-8"), warnings)
+    document = _document(html_path.read_text(encoding="utf-8"), warnings)
     for message in warnings:
         log.warning("Avertissement : %s", message)
-    pdf = _compile(payload)
+    pdf = _typst().compile(pdf_standards=PDF_STANDARDS, **document)
     pdf_out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = pdf_out.with_name(pdf_out.name + ".tmp")
-    tmp.write_bytes(pdf)
-    os.replace(tmp, pdf_out)
+    _write_atomic(pdf_out, pdf)

@@ -16,7 +16,7 @@
   Aucune ressource externe : pas de MathJax, require.js ni CDN ; police DejaVu Sans locale ;
   figures en SVG vectoriel incorporé au HTML comme image ``data:image/svg+xml;base64`` (voir
   :func:`analysis.figures.show` ; pas de ``<svg>`` en ligne, voir le modèle).
-- :func:`html_to_pdf` : ce HTML composé par Typst (:mod:`analysis.publishing.rapport_pdf`) : A4,
+- le PDF : ce HTML composé par Typst (:func:`analysis.publishing.rapport_pdf.html_to_pdf`) : A4,
   couverture, sommaire paginé, en-tête courant (région, année, chapitre), pagination « n / N »,
   bandeau « DONNÉES FICTIVES » sur chaque page ; PDF balisé PDF/A-2a et PDF/UA-1, déterministe.
   La feuille ``print.css`` sert à l'impression de la page web depuis un navigateur.
@@ -41,7 +41,6 @@ TOC_PLACEHOLDER = "<!--TABLE-DES-MATIERES-->"
 
 __all__ = [
     "notebook_to_html",
-    "html_to_pdf",
     "build_toc",
     "css_string",
     "source_date",
@@ -66,6 +65,14 @@ def source_date() -> _dt.datetime | None:
 
 #: horodatage des polices incorporées quand ``SOURCE_DATE_EPOCH`` est absent (1980-01-01)
 FALLBACK_EPOCH = "315532800"
+
+
+def pdf_date() -> list[int]:
+    """Date d'un PDF/A (qui en exige une) en ``[année, mois, jour, heure, minute, seconde]`` pour
+    les gabarits Typst : ``SOURCE_DATE_EPOCH``, sinon le 1er janvier 1980 (:data:`FALLBACK_EPOCH`),
+    pour des octets identiques d'une exécution à l'autre."""
+    d = source_date() or _dt.datetime.fromtimestamp(int(FALLBACK_EPOCH), tz=_dt.timezone.utc)
+    return [d.year, d.month, d.day, d.hour, d.minute, d.second]
 
 
 @contextlib.contextmanager
@@ -339,11 +346,3 @@ def local_url_fetcher(url: str, *args, **kwargs):
     if not url.startswith(("file:", "data:")):
         raise ValueError(f"Ressource externe refusée : {url}")
     return default_url_fetcher(url, *args, **kwargs)
-
-
-def html_to_pdf(html_path: Path, pdf_out: Path) -> None:
-    """HTML du rapport → PDF A4 balisé (Typst, PDF/A-2a et PDF/UA-1) : voir
-    :func:`analysis.publishing.rapport_pdf.html_to_pdf`."""
-    from .rapport_pdf import html_to_pdf as typst_pdf
-
-    typst_pdf(html_path, pdf_out)
