@@ -2,10 +2,14 @@
 
 - ciblage : :func:`run_ciblage` -> ``ciblage.csv`` + ``resultats/ciblage*.parquet``
   (année N, historique, entrées et sorties, taux régionaux) ;
-- suivi : :func:`run_suivi` -> ``suivi_engagements.csv`` + ``resultats/suivi*.parquet``
-  (année N ; en veille pour les fiches : année N et trois années précédentes) ;
+- suivi : :func:`run_suivi` -> ``suivi_engagements.csv`` + ``resultats/suivi.parquet`` (année N) et
+  ``resultats/suivi_precedent.parquet`` (année N−1 en veille, pour les signaux d'alerte) ;
 - tendances : :func:`run_tendances` -> ``tendances.csv`` + ``resultats/tendances.parquet``,
-  évolutions, entonnoirs, comparaisons ciblés / non ciblés, signaux d'alerte.
+  évolutions, entonnoirs, comparaisons ciblés / non ciblés, signaux d'alerte ;
+- pour les fiches seulement : :func:`run_veille_fiches` -> ``resultats/suivi_veille.parquet`` (tous les
+  établissements en veille, année N) et ``resultats/suivi_historique.parquet`` (les trois années
+  précédentes), calculés après les étapes du rapport (:func:`ensure_sheet_results`), pendant que le
+  noyau exécute le notebook du rapport : aucun notebook ne les lit.
 
 ``make report`` calcule ces étapes une fois (:func:`ensure_results`), sur les tables que lisent les
 notebooks, pendant que le noyau exécute le notebook de la qualité des données ; les notebooks 02 à
@@ -16,6 +20,7 @@ Un notebook lancé seul calcule ce qui manque, avec le même code.
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,8 +44,6 @@ class Results:
     historique: pd.DataFrame
     mouvements: pd.DataFrame
     suivi: pd.DataFrame
-    suivi_veille: pd.DataFrame
-    suivi_historique: pd.DataFrame
     tendances: pd.DataFrame
     taux: dict = field(default_factory=dict)  # risque -> {"taux": …, "n": …}
     evolutions: dict = field(default_factory=dict)  # indicateur -> DataFrame
@@ -49,6 +52,9 @@ class Results:
     alertes: pd.DataFrame | None = None
     controle_qls: pd.DataFrame | None = None  # None : aucun dossier réaudité fourni
     controle_criteres: pd.DataFrame | None = None
+    # fiches seulement (``load_results(…, fiches=True)``, après :func:`ensure_sheet_results`)
+    suivi_veille: pd.DataFrame | None = None
+    suivi_historique: pd.DataFrame | None = None
 
 
 def report_years(ctx) -> list[int]:
@@ -61,8 +67,14 @@ def _dir(ctx) -> Path:
     return d
 
 
-def _save(ctx, name: str, df: pd.DataFrame) -> None:
-    df.reset_index(drop=True).to_parquet(_dir(ctx) / f"{name}.parquet", index=False)
+def _save(ctx, name: str, df: pd.DataFrame, atomic: bool = False) -> None:
+    path = _dir(ctx) / f"{name}.parquet"
+    if not atomic:
+        df.reset_index(drop=True).to_parquet(path, index=False)
+        return
+    tmp = path.with_name(f".{path.name}.tmp")
+    df.reset_index(drop=True).to_parquet(tmp, index=False)
+    os.replace(tmp, path)
 
 
 def _meta(ctx, update: dict | None = None) -> dict:
@@ -143,28 +155,54 @@ def run_ciblage(ctx) -> pd.DataFrame:
     return cur
 
 
+def _veille_tables(t: dict) -> dict:
+    """Tables du suivi « en veille » : tous les établissements, qu'ils aient signé ou non."""
+    return {k: v for k, v in t.items() if k != "engagements"}
+
+
+def _suivi_year(t: dict, ctx, annee: int) -> pd.DataFrame | None:
+    """Suivi en veille de l'année ``annee`` (colonne ``annee`` ajoutée), ``None`` s'il est vide."""
+    h = sv.compute_suivi(_veille_tables(t), ctx.rules, annee, ctx.region)
+    return h.assign(annee=annee) if len(h) else None
+
+
+def _history_frame(parts: list, like: pd.DataFrame) -> pd.DataFrame:
+    hist = pd.concat(parts, ignore_index=True) if parts else like.iloc[0:0].assign(annee=pd.Series(dtype="Int64"))
+    hist["annee"] = hist["annee"].astype("Int64")
+    return hist
+
+
 def run_suivi(ctx) -> pd.DataFrame:
     from ..publishing import outputs
 
     t = stage_tables(ctx)
     s = sv.compute_suivi(t, ctx.rules, ctx.annee, ctx.region)
     outputs.write_csv(s[sv.SUIVI_COLUMNS], Path(ctx.out_dir) / "suivi_engagements.csv")
-    # Pour les fiches : tous les établissements en veille (année N et années précédentes), afin que
-    # l'historique existe même avant la signature d'un engagement.
-    veille = {k: v for k, v in t.items() if k != "engagements"}
-    s_veille = sv.compute_suivi(veille, ctx.rules, ctx.annee, ctx.region) if "engagements" in t else s
-    hist = []
-    for y in range(ctx.annee - HISTORY_YEARS, ctx.annee):
-        h = sv.compute_suivi(veille, ctx.rules, y, ctx.region)
-        if len(h):
-            hist.append(h.assign(annee=y))
-    hist = pd.concat(hist, ignore_index=True) if hist else s.iloc[0:0].assign(annee=pd.Series(dtype="Int64"))
-    hist["annee"] = hist["annee"].astype("Int64")
+    # année N−1 en veille : ce que lisent les signaux d'alerte (« nouveau non atteint ») ; les autres
+    # années de l'historique ne servent qu'aux fiches (run_veille_fiches)
+    prev = _suivi_year(t, ctx, ctx.annee - 1)
     _save(ctx, "suivi", s)
-    _save(ctx, "suivi_veille", s_veille)
-    _save(ctx, "suivi_historique", hist)
+    _save(ctx, "suivi_precedent", _history_frame([prev] if prev is not None else [], s))
     _meta(ctx, {"mode_veille": sv.is_monitoring_mode(t)})
     return s
+
+
+def run_veille_fiches(ctx) -> None:
+    """Suivi pour les fiches : tous les établissements en veille (année N), afin que l'historique
+    existe même avant la signature d'un engagement, et les ``HISTORY_YEARS`` années précédentes
+    (la dernière reprise de ``suivi_precedent``). Écrits sans toucher à ``meta.json``, que lisent les
+    notebooks pendant ce temps ; ``suivi_historique.parquet``, écrit en dernier et d'un coup, dit que
+    l'étape est faite."""
+    d = _dir(ctx)
+    t = stage_tables(ctx)
+    s = pd.read_parquet(d / "suivi.parquet")
+    s_veille = sv.compute_suivi(_veille_tables(t), ctx.rules, ctx.annee, ctx.region) if "engagements" in t else s
+    parts = [h for y in range(ctx.annee - HISTORY_YEARS, ctx.annee - 1) if (h := _suivi_year(t, ctx, y)) is not None]
+    prev = pd.read_parquet(d / "suivi_precedent.parquet")
+    if len(prev):
+        parts.append(prev)
+    _save(ctx, "suivi_veille", s_veille, atomic=True)
+    _save(ctx, "suivi_historique", _history_frame(parts, s), atomic=True)
 
 
 def run_tendances(ctx) -> pd.DataFrame:
@@ -207,7 +245,7 @@ def run_tendances(ctx) -> pd.DataFrame:
     evols = {c: pd.read_parquet(d / f"evolutions_{c}.parquet") for c in evol}
     suivi = pd.read_parquet(d / "suivi.parquet") if (d / "suivi.parquet").is_file() else sv.compute_suivi(
         t, ctx.rules, ctx.annee, ctx.region)
-    shist = pd.read_parquet(d / "suivi_historique.parquet") if (d / "suivi_historique.parquet").is_file() \
+    shist = pd.read_parquet(d / "suivi_precedent.parquet") if (d / "suivi_precedent.parquet").is_file() \
         else suivi.iloc[0:0].assign(annee=pd.Series(dtype="Int64"))
     hist_all = hist if hist is not None else cib.ciblage_history(t, ctx.rules, years, ctx.region)
     alerts = compute_alertes(t, ctx.rules, ctx.annee, ctx.region, hist_all, suivi, shist, evols, years)
@@ -217,7 +255,9 @@ def run_tendances(ctx) -> pd.DataFrame:
     return tend
 
 
-def load_results(out_dir: str | Path) -> Results:
+def load_results(out_dir: str | Path, fiches: bool = False) -> Results:
+    """Résultats persistés de ``out_dir`` ; ``fiches`` : avec le suivi en veille et l'historique,
+    que seules les fiches lisent (:func:`ensure_sheet_results` d'abord)."""
     d = Path(out_dir) / RESULTS_DIR
     meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
 
@@ -240,8 +280,6 @@ def load_results(out_dir: str | Path) -> Results:
         historique=rd("ciblage_historique"),
         mouvements=rd("ciblage_mouvements"),
         suivi=rd("suivi"),
-        suivi_veille=rd("suivi_veille"),
-        suivi_historique=rd("suivi_historique"),
         tendances=rd("tendances"),
         taux=meta.get("taux", {}),
         evolutions={c: rd(f"evolutions_{c}") for c in meta.get("evolutions", [])},
@@ -250,6 +288,8 @@ def load_results(out_dir: str | Path) -> Results:
         alertes=rd("alertes") if (d / "alertes.parquet").is_file() else None,
         controle_qls=rd("controle_qls") if (d / "controle_qls.parquet").is_file() else None,
         controle_criteres=rd("controle_qls_criteres") if (d / "controle_qls_criteres.parquet").is_file() else None,
+        suivi_veille=rd("suivi_veille") if fiches else None,
+        suivi_historique=rd("suivi_historique") if fiches else None,
     )
 
 
@@ -270,9 +310,18 @@ def ensure_results(ctx) -> Results:
     return load_results(ctx.out_dir)
 
 
+def ensure_sheet_results(ctx) -> Results:
+    """Comme :func:`ensure_results`, puis l'étape des fiches (:func:`run_veille_fiches`) si elle
+    manque ; renvoie les résultats avec ce que lisent les fiches."""
+    ensure_results(ctx)
+    if not (Path(ctx.out_dir) / RESULTS_DIR / "suivi_historique.parquet").is_file():
+        run_veille_fiches(ctx)
+    return load_results(ctx.out_dir, fiches=True)
+
+
 def compute_region(tables: dict, rules, annee: int, region: str, out_dir: str | Path) -> Results:
     """Les étapes sur des tables déjà chargées (banc et tests), avec le même code que les rapports."""
     from types import SimpleNamespace
 
     ctx = SimpleNamespace(tables=tables, rules=rules, annee=int(annee), region=str(region), out_dir=Path(out_dir))
-    return ensure_results(ctx)
+    return ensure_sheet_results(ctx)

@@ -584,11 +584,24 @@ def _git_commit() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def clean_inputs(params: Params, rules: dict, progress: Progress):
-    from ..reading.cleaning import clean_folder
+#: sous-dossier du dossier des tables nettoyées où sont gardées les sources déjà validées
+VALIDATION_CACHE = ".cache-lecture"
 
+
+def clean_inputs(params: Params, rules: dict, progress: Progress):
+    """Lit et valide les entrées. Une source dont les fichiers, le référentiel, les règles, le code et
+    les versions n'ont pas changé est reprise validée (``<processed>/.cache-lecture``) ; avec
+    ``--force``, tout est validé à nouveau."""
+    from ..cache import ContentCache
+    from ..reading.cleaning import VALIDATION_CACHE_MAX_ENTRIES, clean_folder
+
+    cache = ContentCache(params.processed_dir / VALIDATION_CACHE, suffix=".pickle")
+    if params.force:
+        shutil.rmtree(cache.folder, ignore_errors=True)
+    salt = json.dumps([code_fingerprint(), _versions()], sort_keys=True)
     with progress.timed("lecture"):
-        result = clean_folder(params.data_dir, rules)
+        result = clean_folder(params.data_dir, rules, cache=cache, cache_salt=salt)
+    cache.prune(VALIDATION_CACHE_MAX_ENTRIES)
     return result
 
 
@@ -697,8 +710,9 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     Déroulement : empreinte des données de la région (rapport publié gardé tel quel si elle n'a pas
     changé, voir :func:`region_key`) ; résultats calculés dans un fil pendant que le noyau exécute le
     notebook 01 ; puis le notebook du rapport, dont le HTML et le PDF sont composés dans ce fil
-    pendant que le noyau exécute 02 à 04 ; fiches préparées et classeur écrits en arrière-plan dès
-    que les résultats sont prêts (voir :data:`EXECUTION_ORDER`).
+    pendant que le noyau exécute 02 à 04 ; fiches préparées (après les résultats qu'elles seules
+    lisent : suivi en veille, historique) et classeur écrits en arrière-plan dès que les résultats du
+    rapport sont prêts (voir :data:`EXECUTION_ORDER`).
 
     ``kernel`` : noyau déjà démarré à réutiliser (sinon un noyau pour cette région) ; arrêté dès
     la fin des notebooks sauf ``release_kernel=False`` (noyau gardé pour la région suivante).
@@ -770,8 +784,8 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 # pendant que le noyau exécute les notebooks 02 à 05, ce processus attend : il prépare
                 # les fiches (rendues par le pool), écrit le classeur et charge les moteurs du rendu
                 if params.fiches:
-                    background.append(computing.submit(_start_fiches, tmp, result.tables, rules, annee, region,
-                                                       prep.fictif, params, progress, pool_, cache_dir))
+                    background.append(computing.submit(_start_fiches, ctx, tmp, result.tables, rules, annee,
+                                                       region, prep.fictif, params, progress, pool_, cache_dir))
                 background.append(computing.submit(_write_workbook, tmp, rules, result, annee, region, progress))
                 computing.submit(_warm_renderers)
 
@@ -1016,11 +1030,11 @@ def build_report(params: Params) -> list[Path]:
     state = _state_file(params)
     state.parent.mkdir(parents=True, exist_ok=True)
     _write_json(state, {"empreinte": digest, "dossiers": [str(f) for f in finals]})
-    from ..publishing.fiches import FIGURE_CACHE, FIGURE_CACHE_MAX_ENTRIES, SheetCache
+    from ..publishing.fiches import CACHE_MAX_ENTRIES, FIGURE_CACHE, FIGURE_CACHE_MAX_ENTRIES, SheetCache
 
     # caches bornés : les entrées les moins récemment utilisées partent
     if params.fiches:
-        SheetCache(fiches_cache_dir(params)).prune()
+        SheetCache(fiches_cache_dir(params)).prune(CACHE_MAX_ENTRIES)
     SheetCache(params.processed_dir / FIGURE_CACHE, suffix=".json").prune(FIGURE_CACHE_MAX_ENTRIES)
     return finals
 
@@ -1070,7 +1084,7 @@ def fiches_cache_dir(params: Params) -> Path:
     return params.processed_dir / FICHES_CACHE
 
 
-def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, pool, cache_dir):
+def _start_fiches(ctx, tmp, tables, rules, annee, region, fictif, params, progress, pool, cache_dir):
     """Prépare les fiches de la région et lance leur rendu ; renvoie la fonction qui attend la fin.
 
     Une fiche dont le contenu, le gabarit et le moteur n'ont pas changé depuis un rendu précédent
@@ -1078,13 +1092,15 @@ def _start_fiches(tmp, tables, rules, annee, region, fictif, params, progress, p
     sont rendues (le cache est seulement mis à jour). Avec ``pool`` les PDF sont produits en
     arrière-plan (pendant le notebook du rapport) ; sans pool, ils le sont à l'appel de la fonction
     renvoyée, dans ce processus."""
-    from ..indicators.results import load_results
+    from ..indicators.results import ensure_sheet_results
     from ..publishing import fiches, fiches_data
     from ..reading.regions import region_label
 
     label = region_label(region)
     t0 = time.perf_counter()
-    data = fiches_data.build_fiches(tables, rules, annee, region, load_results(tmp))
+    # résultats que seules les fiches lisent (suivi en veille, historique) : calculés ici, pendant
+    # que le noyau exécute le notebook du rapport
+    data = fiches_data.build_fiches(tables, rules, annee, region, ensure_sheet_results(ctx))
     t_data = time.perf_counter() - t0
     progress.timings["fiches_donnees"] = progress.timings.get("fiches_donnees", 0.0) + t_data
     report = None if params.quiet else (lambda done, total: progress.say(f"  fiches {done}/{total}"))

@@ -104,7 +104,6 @@ import math
 import numbers
 import os
 import re
-import time
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -113,6 +112,7 @@ from typing import Any
 
 import numpy as np
 
+from ..cache import ContentCache
 from .fmt import MISSING, fmt_date, fmt_dec, fmt_num, fmt_pct, is_missing
 from .render import fixed_font_timestamps, local_url_fetcher, pdf_date, source_date
 
@@ -701,12 +701,6 @@ def render_sheet_pdf(fiche: Mapping[str, Any], *, region_label: str, annee: int,
     return _typst().pdf(sheet_json(view))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 # --------------------------------------------------------------------------- cache des fiches
 
 #: entrées gardées au plus (les plus anciennement utilisées sont retirées) : de quoi garder
@@ -719,83 +713,8 @@ FIGURE_CACHE = ".cache-figures"
 FIGURE_CACHE_MAX_ENTRIES = 4000
 
 
-class SheetCache:
-    """PDF déjà rendus (ou figures déjà dessinées : ``suffix=".json"``), rangés par clé
-    (:func:`sheet_key`) dans ``dossier`` : ``<clé>-<sha256 du contenu, 16 car.>.pdf``. Une entrée est vérifiée (empreinte du contenu) avant
-    d'être reprise ; abîmée, elle est supprimée et la fiche rendue à nouveau. Chaque reprise
-    rafraîchit sa date (ordre d'éviction : la moins récemment utilisée d'abord)."""
-
-    def __init__(self, folder: Path | str, suffix: str = ".pdf") -> None:
-        self.folder = Path(folder)
-        self.suffix = suffix  # ".pdf" pour les fiches, ".json" pour les figures (figures.draw)
-        self._index: dict[str, str] | None = None
-
-    def _scan(self) -> dict[str, str]:
-        if self._index is None:
-            index: dict[str, str] = {}
-            try:
-                with os.scandir(self.folder) as it:
-                    for e in it:
-                        name = e.name
-                        if name.endswith(self.suffix) and len(name) == 64 + 1 + 16 + len(self.suffix) \
-                                and name[64] == "-":
-                            index[name[:64]] = name
-            except FileNotFoundError:
-                pass
-            self._index = index
-        return self._index
-
-    def get(self, key: str) -> bytes | None:
-        name = self._scan().get(key)
-        if name is None:
-            return None
-        path = self.folder / name
-        try:
-            data = path.read_bytes()
-        except OSError:
-            return None
-        if hashlib.sha256(data).hexdigest()[:16] != name[65:81]:
-            with contextlib.suppress(OSError):
-                path.unlink()
-            return None
-        with contextlib.suppress(OSError):
-            os.utime(path)
-        return data
-
-    def put(self, key: str, data: bytes) -> None:
-        self.folder.mkdir(parents=True, exist_ok=True)
-        name = f"{key}-{hashlib.sha256(data).hexdigest()[:16]}{self.suffix}"
-        _write_atomic(self.folder / name, data)
-        if self._index is not None:
-            self._index[key] = name
-
-    def prune(self, max_entries: int = CACHE_MAX_ENTRIES) -> int:
-        """Retire les entrées au-delà de ``max_entries`` (les moins récemment utilisées) et les
-        fichiers temporaires orphelins de plus d'une heure ; renvoie le nombre retiré."""
-        entries, removed, now = [], 0, time.time()
-        try:
-            with os.scandir(self.folder) as it:
-                for e in it:
-                    try:
-                        st = e.stat()
-                    except OSError:
-                        continue
-                    if e.name.endswith(".tmp"):
-                        if now - st.st_mtime > 3600:
-                            with contextlib.suppress(OSError):
-                                os.unlink(e.path)
-                                removed += 1
-                    elif e.name.endswith(self.suffix):
-                        entries.append((st.st_mtime_ns, e.name, e.path))
-        except FileNotFoundError:
-            return 0
-        entries.sort(reverse=True)
-        for _, _, path in entries[max_entries:]:
-            with contextlib.suppress(OSError):
-                os.unlink(path)
-                removed += 1
-        self._index = None
-        return removed
+#: PDF déjà rendus (ou figures déjà dessinées, ``suffix=".json"``) rangés par clé de contenu
+SheetCache = ContentCache
 
 
 # --------------------------------------------------------------------------- orchestration

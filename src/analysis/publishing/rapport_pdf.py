@@ -534,7 +534,7 @@ def html_to_pdf(html_path: Path, pdf_out: Path) -> None:
     compilation isolée environ 90 Mio (mesuré). Le PDF est écrit à côté puis renommé : un rendu
     interrompu ne laisse jamais de PDF partiel.
     """
-    from .fiches import _write_atomic
+    from ..cache import write_atomic as _write_atomic
 
     html_path, pdf_out = Path(html_path), Path(pdf_out)
     warnings: list[str] = []

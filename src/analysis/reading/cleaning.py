@@ -417,8 +417,34 @@ def _check_file(table: RawTable, source: Source, warnings: list[str], optional: 
         )
 
 
-def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
-    """Read, recognise and validate every input file of ``data_dir``."""
+#: entrées gardées au plus dans le cache des sources validées (une par source et par état de ses
+#: fichiers : de quoi garder plusieurs générations de corrections de toutes les sources)
+VALIDATION_CACHE_MAX_ENTRIES = 400
+
+
+def _validation_key(salt: str, src: str, files: list[tuple[str, str]], rules, known, scope, optional) -> str:
+    """Clé d'une validation de source : tout ce dont elle dépend. La table brute validée est tirée
+    des octets des fichiers nommés (et, pour un fichier officiel, du référentiel), par le code et les
+    règles : leurs empreintes la remplacent dans la clé."""
+    import hashlib
+    import json
+
+    def ids(values):
+        return None if values is None else hashlib.sha256("\n".join(sorted(map(str, values))).encode()).hexdigest()
+
+    text = json.dumps([salt, src, files, rules.name, rules.sha256, ids(known), ids(scope), sorted(optional)])
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def clean_folder(data_dir: str | Path, rules: dict, cache=None, cache_salt: str = "") -> CleanResult:
+    """Read, recognise and validate every input file of ``data_dir``.
+
+    ``cache`` (:class:`analysis.cache.ContentCache`) : sources déjà validées, reprises quand leurs
+    fichiers (mêmes octets), le référentiel, les règles et ``cache_salt`` (code et versions) n'ont pas
+    changé ; une source dont un fichier a été corrigé est seule validée à nouveau. Les fichiers sont
+    tous relus (comptes, avertissements et empreintes du manifeste)."""
+    import pickle
+
     data_dir = Path(data_dir)
     paths = list_input_files(data_dir)
     sources = rules.source_specs
@@ -471,8 +497,21 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
     rejects: list[pd.DataFrame] = []
     outcomes: list[pd.DataFrame] = []
 
-    def _run(src: str, raw: pd.DataFrame, names: list[str], known=None, scope=None):
-        acc, rej, out = validate_source(src, raw, rules, files=names, known_finess=known, scope_only=scope)
+    def _validate(src, raw, names, known, scope, fed_by):
+        key = None
+        if cache is not None:
+            key = _validation_key(cache_salt, src, [(n, reports[n].sha256) for n in fed_by], rules, known, scope,
+                                  frozenset())
+            hit = cache.get(key)
+            if hit is not None:
+                return pickle.loads(hit)  # noqa: S301 - écrit par ce programme, vérifié par empreinte
+        res = validate_source(src, raw, rules, files=names, known_finess=known, scope_only=scope)
+        if key is not None:
+            cache.put(key, pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
+        return res
+
+    def _run(src: str, raw: pd.DataFrame, names: list[str], known=None, scope=None, fed_by=None):
+        acc, rej, out = _validate(src, raw, names, known, scope, fed_by if fed_by is not None else names)
         rejects.append(rej)
         outcomes.append(out)
         return acc
@@ -542,7 +581,9 @@ def clean_folder(data_dir: str | Path, rules: dict) -> CleanResult:
             raw = pd.concat(parts, ignore_index=True)
             accepted_parts.append(_run(src, raw, [t.name for t in by_source[src]], known=known))
         for raw, _off in off_parts:
-            accepted_parts.append(_run(src, raw, sorted(raw[FILE_COL].unique()), scope=known))
+            # une table tirée des fichiers officiels : tous comptent dans la clé
+            accepted_parts.append(_run(src, raw, sorted(raw[FILE_COL].unique()), scope=known,
+                                       fed_by=sorted(official_names)))
         if len(accepted_parts) == 1:
             tables[src] = accepted_parts[0]
         else:

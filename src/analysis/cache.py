@@ -1,0 +1,103 @@
+"""Cache sur disque adressé par contenu, commun aux fiches, aux figures et aux sources validées.
+
+Une entrée n'est reprise que si sa clé (empreinte de tout ce dont le contenu dépend : données, code,
+versions) est la même et si son contenu est intact ; sinon le contenu est produit à nouveau, avec les
+mêmes octets. Le cache est borné (:meth:`ContentCache.prune`) et ``make clean`` le vide.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import time
+from pathlib import Path
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Écrit ``data`` dans ``path`` d'un coup (fichier temporaire voisin, puis renommage)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+class ContentCache:
+    """Contenus déjà produits, rangés par clé (empreinte SHA-256 de tout ce dont ils dépendent) dans
+    ``folder`` : ``<clé>-<sha256 du contenu, 16 car.><suffix>``. Fiches PDF (``.pdf``, clé
+    :func:`analysis.publishing.fiches.sheet_key`), figures dessinées (``.json``,
+    :func:`analysis.publishing.figures.draw`), sources validées (``.pickle``,
+    :func:`analysis.reading.cleaning.clean_folder`). Une entrée est vérifiée (empreinte du contenu)
+    avant d'être reprise ; abîmée, elle est supprimée et le contenu produit à nouveau. Chaque reprise
+    rafraîchit sa date (ordre d'éviction : la moins récemment utilisée d'abord)."""
+
+    def __init__(self, folder: Path | str, suffix: str = ".pdf") -> None:
+        self.folder = Path(folder)
+        self.suffix = suffix  # ".pdf" pour les fiches, ".json" pour les figures (figures.draw)
+        self._index: dict[str, str] | None = None
+
+    def _scan(self) -> dict[str, str]:
+        if self._index is None:
+            index: dict[str, str] = {}
+            try:
+                with os.scandir(self.folder) as it:
+                    for e in it:
+                        name = e.name
+                        if name.endswith(self.suffix) and len(name) == 64 + 1 + 16 + len(self.suffix) \
+                                and name[64] == "-":
+                            index[name[:64]] = name
+            except FileNotFoundError:
+                pass
+            self._index = index
+        return self._index
+
+    def get(self, key: str) -> bytes | None:
+        name = self._scan().get(key)
+        if name is None:
+            return None
+        path = self.folder / name
+        try:
+            data = path.read_bytes()
+        except OSError:
+            return None
+        if hashlib.sha256(data).hexdigest()[:16] != name[65:81]:
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+        with contextlib.suppress(OSError):
+            os.utime(path)
+        return data
+
+    def put(self, key: str, data: bytes) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        name = f"{key}-{hashlib.sha256(data).hexdigest()[:16]}{self.suffix}"
+        write_atomic(self.folder / name, data)
+        if self._index is not None:
+            self._index[key] = name
+
+    def prune(self, max_entries: int) -> int:
+        """Retire les entrées au-delà de ``max_entries`` (les moins récemment utilisées) et les
+        fichiers temporaires orphelins de plus d'une heure ; renvoie le nombre retiré."""
+        entries, removed, now = [], 0, time.time()
+        try:
+            with os.scandir(self.folder) as it:
+                for e in it:
+                    try:
+                        st = e.stat()
+                    except OSError:
+                        continue
+                    if e.name.endswith(".tmp"):
+                        if now - st.st_mtime > 3600:
+                            with contextlib.suppress(OSError):
+                                os.unlink(e.path)
+                                removed += 1
+                    elif e.name.endswith(self.suffix):
+                        entries.append((st.st_mtime_ns, e.name, e.path))
+        except FileNotFoundError:
+            return 0
+        entries.sort(reverse=True)
+        for _, _, path in entries[max_entries:]:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed += 1
+        self._index = None
+        return removed

@@ -1,0 +1,70 @@
+"""Cache des sources validées (``<processed>/.cache-lecture``) : après la correction d'une ligne, seule
+la source corrigée est validée à nouveau, et la lecture est identique à une lecture à froid."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+from pipeline_data import write_fixture
+
+from analysis.cache import ContentCache
+from analysis.reading import cleaning
+from analysis.rules.loader import load_rules
+
+DEMO = Path(__file__).resolve().parents[1] / "data" / "raw"
+
+
+def _same(a, b) -> None:
+    assert sorted(a.tables) == sorted(b.tables)
+    for name in a.tables:
+        pd.testing.assert_frame_equal(a.tables[name], b.tables[name], check_exact=True, obj=name)
+    pd.testing.assert_frame_equal(a.rejects, b.rejects, check_exact=True)
+    assert [asdict(f) for f in a.files] == [asdict(f) for f in b.files]
+    assert (a.warnings, a.absent_sources, a.ignored_files) == (b.warnings, b.absent_sources, b.ignored_files)
+
+
+def test_one_row_correction_revalidates_only_its_source_and_equals_a_cold_read(tmp_path, monkeypatch):
+    data = write_fixture(tmp_path / "raw")
+    shutil.copy(DEMO / "esatis_ssr_2024.xlsx", data)  # un fichier officiel (e-Satis SSR, HAS)
+    rules = load_rules()
+    cache = ContentCache(tmp_path / "cache", suffix=".pickle")
+    calls: list[str] = []
+    real = cleaning.validate_source
+    monkeypatch.setattr(cleaning, "validate_source", lambda src, *a, **k: calls.append(src) or real(src, *a, **k))
+
+    def read(with_cache=True, salt="code v1"):
+        calls.clear()
+        return cleaning.clean_folder(data, rules, cache=cache if with_cache else None, cache_salt=salt)
+
+    read()
+    every = sorted(calls)
+    assert {"etablissements", "esin", "esatis"} <= set(every)
+    assert len(list(cache.folder.glob("*.pickle"))) == len(every)  # une entrée par source validée
+    read()
+    assert calls == []  # rien n'a changé : tout est repris
+
+    # correction d'une ligne d'esin.csv (0 → 1 signalement)
+    esin = data / "esin.csv"
+    text = esin.read_text(encoding="utf-8")
+    assert "140000002;2024;0;non" in text
+    esin.write_text(text.replace("140000002;2024;0;non", "140000002;2024;1;non"), encoding="utf-8")
+    warm = read()
+    assert calls == ["esin"]
+    cold = read(with_cache=False)
+    assert sorted(calls) == every
+    _same(warm, cold)
+    row = warm.tables["esin"].set_index(["finess_geo", "annee"]).loc[("140000002", 2024)]
+    assert row["signalements"] == 1
+
+    # un établissement de plus au référentiel : toutes les sources qu'il filtre sont validées à nouveau
+    etab = data / "etablissements.csv"
+    etab.write_text(etab.read_text(encoding="utf-8") + "140000099;Clinique ajoutée;14;28;public;oui;non;non;;10\n",
+                    encoding="utf-8")
+    read()
+    assert sorted(calls) == every
+    # un autre code (ou d'autres versions) : rien n'est repris
+    read(salt="code v2")
+    assert sorted(calls) == every
