@@ -27,7 +27,7 @@ help:
 	@echo "make verify REPORT=reports/2024/28                    refait un rapport publié et le compare"
 	@echo "make test                                             lance les tests"
 	@echo "make bench                                            mesure les performances"
-	@echo "make clean                                            vide les caches (tables nettoyées, fiches et figures déjà rendues)"
+	@echo "make clean                                            vide les caches (tables nettoyées, sources validées, fiches et figures déjà rendues)"
 	@echo "make lint                                             vérifie le code (ruff)"
 	@echo "make lock                                             régénère requirements.lock (uv, réseau requis)"
 
@@ -52,11 +52,14 @@ verify: $(STAMP)
 	@$(PY) -m analysis verify "$(REPORT)" $(if $(filter command line,$(origin DATA)),--data "$(DATA)") \
 		$(if $(filter command line,$(origin RULES)),--rules "$(RULES)") --jobs $(JOBS) $(QUIET)
 
+# tests répartis sur TEST_JOBS processus (pytest-xdist) ; TEST_JOBS=0 : dans ce processus
+TEST_JOBS ?= 2
+
 test: $(STAMP)
-	@$(PY) -m pytest -m "not slow" tests
+	@$(PY) -m pytest -m "not slow" -n $(TEST_JOBS) tests
 
 test-all: $(STAMP)
-	@$(PY) -m pytest tests
+	@$(PY) -m pytest -n $(TEST_JOBS) tests
 
 lint: $(STAMP)
 	@$(VENV)/bin/ruff check src tests tools
@@ -75,8 +78,8 @@ bench: $(STAMP)
 demo: $(STAMP)
 	@$(PY) -m analysis demo --out "$(DATA)"
 
-# Caches régénérables : tables nettoyées, fiches et figures déjà rendues (data/processed, y compris
-# .cache-fiches et .cache-figures), état « rien à refaire » des rapports ($(OUT)/.etat) ; les rapports restent.
+# Caches régénérables : tables nettoyées, sources validées, fiches et figures déjà rendues (data/processed,
+# y compris .cache-lecture, .cache-fiches et .cache-figures), état « rien à refaire » des rapports ($(OUT)/.etat) ; les rapports restent.
 clean:
 	@find data/processed -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
 	@rm -rf "$(OUT)/.etat"
