@@ -343,7 +343,8 @@ class NotebookKernel:
 
     # modules importés d'avance, puis gelés pour le ramasse-miettes (ses passages complets ne les
     # parcourent plus : les notebooks créent beaucoup d'objets)
-    WARM_UP = ("import analysis.orchestration.context, analysis.publishing.figures, analysis.publishing.report\n"
+    WARM_UP = ("import analysis.orchestration.context, analysis.publishing.figures, analysis.publishing.report, "
+               "analysis.indicators.results\n"
                "__import__('gc').freeze()")
 
     def __init__(self) -> None:
