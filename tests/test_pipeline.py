@@ -384,7 +384,7 @@ def test_untouched_region_is_kept_and_equals_a_cold_run(built, tmp_path, monkeyp
     assert "reprise" not in json.loads((out2 / "2024" / "84" / "manifest.json").read_text(encoding="utf-8"))
     # à froid, sur les mêmes entrées (et par le repli) : mêmes octets
 
-    def boom(ctx):
+    def boom(ctx, upto=None):
         raise MemoryError("erreur simulée")
 
     monkeypatch.setattr(pipeline, "_compute_results", boom)

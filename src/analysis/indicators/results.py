@@ -11,10 +11,11 @@
   précédentes), calculés après les étapes du rapport (:func:`ensure_sheet_results`), pendant que le
   noyau exécute le notebook du rapport : aucun notebook ne les lit.
 
-``make report`` calcule ces étapes une fois (:func:`ensure_results`), sur les tables que lisent les
-notebooks, pendant que le noyau exécute le notebook de la qualité des données ; les notebooks 02 à
-05, les fiches et le classeur relisent ces résultats (:func:`load_results`) et ne recalculent rien.
-Un notebook lancé seul calcule ce qui manque, avec le même code.
+``make report`` calcule ces étapes une fois, une à une (:func:`ensure_results`), sur les tables que
+lisent les notebooks, pendant que le noyau exécute le notebook de la qualité des données puis ceux
+dont les étapes sont faites (02 après le ciblage, 03 après le suivi) ; les notebooks 02 à 05, les
+fiches et le classeur relisent ces résultats (:func:`load_results`, jusqu'à l'étape qu'ils lisent)
+et ne recalculent rien. Un notebook lancé seul calcule ce qui manque, avec le même code.
 """
 
 from __future__ import annotations
@@ -37,14 +38,17 @@ HISTORY_YEARS = 3
 
 @dataclass
 class Results:
+    """Résultats persistés d'une région. Chargés jusqu'à une étape seulement
+    (``load_results(…, upto="ciblage")``), ceux des étapes suivantes valent ``None``."""
+
     annee: int
     annees: list[int]
-    monitoring: bool
     ciblage: pd.DataFrame
     historique: pd.DataFrame
     mouvements: pd.DataFrame
-    suivi: pd.DataFrame
-    tendances: pd.DataFrame
+    monitoring: bool | None = None  # étape « suivi »
+    suivi: pd.DataFrame | None = None  # étape « suivi »
+    tendances: pd.DataFrame | None = None  # étape « tendances » (comme les champs suivants, sauf taux et contrôle)
     taux: dict = field(default_factory=dict)  # risque -> {"taux": …, "n": …}
     evolutions: dict = field(default_factory=dict)  # indicateur -> DataFrame
     funnels: dict = field(default_factory=dict)  # clé -> td.FunnelData
@@ -82,7 +86,10 @@ def _meta(ctx, update: dict | None = None) -> dict:
     meta = json.loads(p.read_text(encoding="utf-8")) if p.is_file() else {}
     if update:
         meta.update(update)
-        p.write_text(json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        # écrit d'un coup : un notebook peut le lire pendant que l'étape suivante le complète
+        tmp = p.with_name(f".{p.name}.tmp")
+        tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+        os.replace(tmp, p)
     return meta
 
 
@@ -255,59 +262,74 @@ def run_tendances(ctx) -> pd.DataFrame:
     return tend
 
 
-def load_results(out_dir: str | Path, fiches: bool = False) -> Results:
-    """Résultats persistés de ``out_dir`` ; ``fiches`` : avec le suivi en veille et l'historique,
-    que seules les fiches lisent (:func:`ensure_sheet_results` d'abord)."""
+def load_results(out_dir: str | Path, fiches: bool = False, upto: str | None = None) -> Results:
+    """Résultats persistés de ``out_dir`` : toutes les étapes, ou celles jusqu'à ``upto`` (nom d'une
+    étape de :data:`STAGES`) ; ``fiches`` : avec le suivi en veille et l'historique, que seules les
+    fiches lisent (:func:`ensure_sheet_results` d'abord)."""
     d = Path(out_dir) / RESULTS_DIR
     meta = json.loads((d / "meta.json").read_text(encoding="utf-8"))
+    names = _stage_names(upto)
 
     def rd(name: str) -> pd.DataFrame:
         return pd.read_parquet(d / f"{name}.parquet")
 
-    funnels = {}
-    for key, m in meta.get("entonnoirs", {}).items():
-        funnels[key] = td.FunnelData(rd(f"entonnoir_{key}_points"), rd(f"entonnoir_{key}_limites"), m["reference"])
-    comps = {}
-    for key, m in meta.get("comparaisons", {}).items():
-        df = rd(f"comparaison_{key}")
-        df.attrs.update(m, note=td.regression_to_mean_note(), risque=key)
-        comps[key] = df
-    return Results(
+    res = Results(
         annee=int(meta["annee"]),
         annees=[int(y) for y in meta["annees"]],
-        monitoring=bool(meta.get("mode_veille", False)),
         ciblage=rd("ciblage"),
         historique=rd("ciblage_historique"),
         mouvements=rd("ciblage_mouvements"),
-        suivi=rd("suivi"),
-        tendances=rd("tendances"),
         taux=meta.get("taux", {}),
-        evolutions={c: rd(f"evolutions_{c}") for c in meta.get("evolutions", [])},
-        funnels=funnels,
-        comparaisons=comps,
-        alertes=rd("alertes") if (d / "alertes.parquet").is_file() else None,
         controle_qls=rd("controle_qls") if (d / "controle_qls.parquet").is_file() else None,
         controle_criteres=rd("controle_qls_criteres") if (d / "controle_qls_criteres.parquet").is_file() else None,
-        suivi_veille=rd("suivi_veille") if fiches else None,
-        suivi_historique=rd("suivi_historique") if fiches else None,
     )
+    if "suivi" in names:
+        res.monitoring = bool(meta.get("mode_veille", False))
+        res.suivi = rd("suivi")
+    if "tendances" in names:
+        for key, m in meta.get("entonnoirs", {}).items():
+            res.funnels[key] = td.FunnelData(rd(f"entonnoir_{key}_points"), rd(f"entonnoir_{key}_limites"),
+                                             m["reference"])
+        for key, m in meta.get("comparaisons", {}).items():
+            df = rd(f"comparaison_{key}")
+            df.attrs.update(m, note=td.regression_to_mean_note(), risque=key)
+            res.comparaisons[key] = df
+        res.tendances = rd("tendances")
+        res.evolutions = {c: rd(f"evolutions_{c}") for c in meta.get("evolutions", [])}
+        res.alertes = rd("alertes") if (d / "alertes.parquet").is_file() else None
+    if fiches:
+        res.suivi_veille = rd("suivi_veille")
+        res.suivi_historique = rd("suivi_historique")
+    return res
 
 
-#: étapes, dans l'ordre (chacune relit ce que les précédentes ont écrit), et la clé de ``meta.json``
-#: qui dit qu'elle est faite
-STAGES = (("annees", run_ciblage), ("mode_veille", run_suivi), ("entonnoirs", run_tendances))
+#: étapes, dans l'ordre (chacune relit ce que les précédentes ont écrit) : (nom, clé de ``meta.json``
+#: qui dit qu'elle est faite, fonction). ``make report`` les calcule une à une, et lance chaque notebook
+#: dès que les étapes qu'il lit sont faites (ciblage : 02 ; suivi : 03 ; tendances : 04 et 05).
+STAGES = (("ciblage", "annees", run_ciblage), ("suivi", "mode_veille", run_suivi),
+          ("tendances", "entonnoirs", run_tendances))
 
 
-def ensure_results(ctx) -> Results:
+def _stage_names(upto: str | None) -> list[str]:
+    names = [name for name, _, _ in STAGES]
+    if upto is None:
+        return names
+    if upto not in names:
+        raise ValueError(f"étape inconnue : {upto!r} (étapes : {', '.join(names)})")
+    return names[:names.index(upto) + 1]
+
+
+def ensure_results(ctx, upto: str | None = None) -> Results:
     """Calcule les étapes qui manquent dans ``<out_dir>/resultats`` (aucune si elles sont faites),
-    puis relit les résultats : ``make report`` les calcule ainsi une fois, avant les notebooks ;
-    un notebook lancé seul calcule ce qui manque."""
+    toutes ou jusqu'à ``upto``, puis relit leurs résultats : ``make report`` les calcule ainsi une
+    fois, avant les notebooks ; un notebook lancé seul calcule ce qui manque."""
     d = Path(ctx.out_dir) / RESULTS_DIR
     done = json.loads((d / "meta.json").read_text(encoding="utf-8")) if (d / "meta.json").is_file() else {}
-    for key, stage in STAGES:
-        if key not in done:
+    wanted = _stage_names(upto)
+    for name, key, stage in STAGES:
+        if name in wanted and key not in done:
             stage(ctx)
-    return load_results(ctx.out_dir)
+    return load_results(ctx.out_dir, upto=upto)
 
 
 def ensure_sheet_results(ctx) -> Results:

@@ -52,13 +52,15 @@ class Context:
             self._fingerprint = data_fingerprint(self)
         return self._fingerprint
 
-    def results(self):
-        """Résultats de la région, déjà calculés par ``make report`` (jamais recalculés).
+    def results(self, upto: str | None = None):
+        """Résultats de la région, déjà calculés par ``make report`` (jamais recalculés) : tous, ou
+        ceux des étapes jusqu'à ``upto`` (``"ciblage"``, ``"suivi"``, ``"tendances"``), seuls lus par
+        un notebook que ``make report`` lance dès que ces étapes sont faites.
 
         Notebook lancé seul : les étapes manquantes sont calculées ici, une fois."""
         from ..indicators import results as R
 
-        return R.ensure_results(self)
+        return R.ensure_results(self, upto)
 
 
 def load_context(

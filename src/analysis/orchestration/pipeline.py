@@ -38,11 +38,15 @@ NOTEBOOKS = [
     "04_tendances.ipynb",
     "05_rapport_annuel.ipynb",
 ]
-#: ordre d'exécution. Le notebook 01 tourne pendant le calcul des résultats (il n'en a pas besoin) ;
-#: le notebook du rapport passe avant 02 à 04 (il ne lit que les résultats) : avec ``--jobs`` > 1, le
-#: rapport HTML et PDF est composé par ce processus pendant que le noyau exécute 02, 03 et 04. Le
-#: contenu de chaque notebook ne dépend pas de l'ordre.
-EXECUTION_ORDER = [NOTEBOOKS[0], NOTEBOOKS[4], NOTEBOOKS[1], NOTEBOOKS[2], NOTEBOOKS[3]]
+#: ordre d'exécution. Les résultats sont calculés étape par étape (ciblage, suivi, tendances) pendant
+#: que le noyau exécute le notebook 01 (qui n'en a pas besoin), puis 02 dès que le ciblage est fait et
+#: 03 dès que le suivi l'est ; le notebook du rapport passe avant 04 : avec ``--jobs`` > 1, le rapport
+#: HTML et PDF est composé par ce processus pendant que le noyau exécute 04. Le contenu de chaque
+#: notebook ne dépend pas de l'ordre : chacun ne lit que les étapes qu'il attend (:data:`NOTEBOOK_STAGE`).
+EXECUTION_ORDER = [NOTEBOOKS[0], NOTEBOOKS[1], NOTEBOOKS[2], NOTEBOOKS[4], NOTEBOOKS[3]]
+#: dernière étape des résultats que lit chaque notebook (``ctx.results(étape)`` ; ``None`` : aucune)
+NOTEBOOK_STAGE = {NOTEBOOKS[0]: None, NOTEBOOKS[1]: "ciblage", NOTEBOOKS[2]: "suivi",
+                  NOTEBOOKS[3]: "tendances", NOTEBOOKS[4]: "tendances"}
 KERNEL_NAME = "cpom-qualite"
 FICTIF_MARKER = "DONNEES_FICTIVES.txt"
 
@@ -709,11 +713,12 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     """Notebooks, renderings and manifest of one region, written atomically.
 
     Déroulement : empreinte des données de la région (rapport publié gardé tel quel si elle n'a pas
-    changé, voir :func:`region_key`) ; résultats calculés dans un fil pendant que le noyau exécute le
-    notebook 01 ; puis le notebook du rapport, dont le HTML et le PDF sont composés dans ce fil
-    pendant que le noyau exécute 02 à 04 ; fiches préparées (après les résultats qu'elles seules
-    lisent : suivi en veille, historique) et classeur écrits en arrière-plan dès que les résultats du
-    rapport sont prêts (voir :data:`EXECUTION_ORDER`).
+    changé, voir :func:`region_key`) ; résultats calculés étape par étape dans un fil pendant que le
+    noyau exécute le notebook 01, puis 02 dès que le ciblage est fait et 03 dès que le suivi l'est ;
+    puis le notebook du rapport, dont le HTML et le PDF sont composés dans ce fil pendant que le noyau
+    exécute 04 ; fiches préparées (après les résultats qu'elles seules lisent : suivi en veille,
+    historique) et classeur écrits dans un second fil dès que les résultats du rapport sont prêts
+    (voir :data:`EXECUTION_ORDER`).
 
     ``kernel`` : noyau déjà démarré à réutiliser (sinon un noyau pour cette région) ; arrêté dès
     la fin des notebooks sauf ``release_kernel=False`` (noyau gardé pour la région suivante).
@@ -773,32 +778,43 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
             # n'en a pas besoin) ; les notebooks 02 à 05, les fiches et le classeur les relisent.
             # Avec --jobs 1 (et dans chaque processus de région avec REGION=toutes), tout se fait dans
             # ce fil, à son tour : pas de fil de plus, dont l'allocateur garderait sa propre mémoire.
-            computing = (concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="resultats")
-                         if params.jobs > 1 else _InlineExecutor())
+            # deux fils : les résultats puis le rapport HTML et PDF ; en arrière-plan, les fiches et le
+            # classeur (le rapport n'attend pas que les fiches soient préparées)
+            computing, behind = ((concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
+                                  for name in ("resultats", "arriere-plan")) if params.jobs > 1
+                                 else (_InlineExecutor(), _InlineExecutor()))
             # en cas d'échec, les travaux pas encore commencés sont abandonnés ; ceux en cours finissent
             # avant que le dossier temporaire soit effacé
-            stack.callback(computing.shutdown, wait=True, cancel_futures=True)
-            pending = computing.submit(_compute_results, ctx)
+            for executor in (computing, behind):
+                stack.callback(executor.shutdown, wait=True, cancel_futures=True)
+            from ..indicators.results import STAGES
+
+            # une étape après l'autre : chaque notebook part dès que les étapes qu'il lit sont faites
+            pending = {name: computing.submit(_compute_results, ctx, name) for name, _, _ in STAGES}
+            stage_names = list(pending)
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
 
             def start_background(pool_=pool) -> None:
-                # pendant que le noyau exécute les notebooks 02 à 05, ce processus attend : il prépare
-                # les fiches (rendues par le pool), écrit le classeur et charge les moteurs du rendu
+                # pendant que le noyau exécute les notebooks 05 et 04, ce processus prépare les fiches
+                # (rendues par le pool), écrit le classeur et charge les moteurs du rendu
                 if params.fiches:
-                    background.append(computing.submit(_start_fiches, ctx, tmp, result.tables, rules, annee,
-                                                       region, prep.fictif, params, progress, pool_, cache_dir))
-                background.append(computing.submit(_write_workbook, tmp, rules, result, annee, region, progress))
-                computing.submit(_warm_renderers)
+                    background.append(behind.submit(_start_fiches, ctx, tmp, result.tables, rules, annee,
+                                                    region, prep.fictif, params, progress, pool_, cache_dir))
+                background.append(behind.submit(_write_workbook, tmp, rules, result, annee, region, progress))
+                behind.submit(_warm_renderers)
 
             from .journal import strip_machine_details
 
             rendering = None
             for i, nb in enumerate(EXECUTION_ORDER, start=1):
-                if pending is not None and nb != NOTEBOOKS[0]:
+                need = NOTEBOOK_STAGE[nb]
+                if pending and need is not None:
+                    wanted = [pending.pop(n) for n in stage_names[:stage_names.index(need) + 1] if n in pending]
                     with progress.timed("resultats_attente"):
-                        ready = _results_or_notebooks(pending, tmp)
-                    pending = None
-                    if ready:
+                        ready = _results_or_notebooks(wanted, list(pending.values()), tmp)
+                    if not ready:
+                        pending = {}  # les notebooks calculent eux-mêmes ce qui manque
+                    elif not pending:
                         start_background()
                 progress.say(f"[{region}] Notebook {i}/{len(NOTEBOOKS)} : {nb}…")
                 with progress.timed("notebooks"):
@@ -808,7 +824,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                     if not background:  # résultats calculés par le notebook du rapport lui-même
                         start_background()
                     if params.jobs > 1:
-                        # le rapport HTML et PDF est composé pendant que le noyau exécute 02 à 04
+                        # le rapport HTML et PDF est composé pendant que le noyau exécute 04
                         rendering = computing.submit(_render_report, tmp, annee, region, prep.fictif, progress)
             if release_kernel:
                 kernel.stop()
@@ -863,12 +879,12 @@ def _context(nb_params: dict):
                         nb_params["out_dir"], nb_params["rules"], nb_params["data_dir"], nb_params["fictif"])
 
 
-def _compute_results(ctx) -> None:
-    """Les étapes de résultats de la région, dans le dossier du rapport en construction, sur le
-    même contexte que les notebooks."""
+def _compute_results(ctx, upto: str | None = None) -> None:
+    """Les étapes de résultats de la région (jusqu'à ``upto``), dans le dossier du rapport en
+    construction, sur le même contexte que les notebooks."""
     from ..indicators.results import ensure_results
 
-    ensure_results(ctx)
+    ensure_results(ctx, upto)
 
 
 def _warm_renderers() -> None:
@@ -911,18 +927,25 @@ def _reuse_region(final: Path, key: str, params, rules, result, annee, region, f
     return True
 
 
-def _results_or_notebooks(pending, tmp: Path) -> bool:
-    """Attend les résultats ; vrai s'ils sont prêts. S'ils n'ont pas pu être calculés, les résultats
-    partiels sont effacés et les notebooks les calculent eux-mêmes (``ctx.results()``) : l'erreur
-    apparaît alors dans le notebook concerné, gardé pour diagnostic comme tout notebook en échec."""
+def _results_or_notebooks(pending: list, rest: list, tmp: Path) -> bool:
+    """Attend les étapes ``pending`` ; vrai si elles sont faites. Si l'une n'a pas pu être calculée,
+    les étapes suivantes (``rest``) sont abandonnées, les résultats partiels effacés, et les notebooks
+    suivants les calculent eux-mêmes (``ctx.results()``) : l'erreur apparaît alors dans le notebook
+    concerné, gardé pour diagnostic comme tout notebook en échec."""
+    import concurrent.futures
+
     from ..indicators.results import RESULTS_DIR
 
     try:
-        pending.result()
+        for job in pending:
+            job.result()
         return True
-    except Exception as exc:  # noqa: BLE001 - refait (et signalé s'il échoue encore) par le notebook 05
+    except Exception as exc:  # noqa: BLE001 - refait (et signalé s'il échoue encore) par le notebook
         log.warning("Avertissement : calcul anticipé des résultats impossible (%s : %s) ; les notebooks "
                     "les calculent eux-mêmes.", type(exc).__name__, exc)
+        for job in rest:
+            job.cancel()
+        concurrent.futures.wait(rest)  # une étape déjà commencée finit avant l'effacement
         shutil.rmtree(tmp / RESULTS_DIR, ignore_errors=True)
         return False
 

@@ -1,0 +1,66 @@
+"""Résultats calculés étape par étape (ciblage, suivi, tendances) : ``make report`` lance chaque
+notebook dès que les étapes qu'il lit sont faites ; il ne doit donc lire que celles-là."""
+
+from __future__ import annotations
+
+import json
+import re
+from types import SimpleNamespace
+
+from tables import table
+
+from analysis.indicators import results as R
+from analysis.orchestration import pipeline
+from analysis.rules.loader import load_rules
+
+
+def _tables() -> dict:
+    etabs = [dict(finess_geo=f, raison_sociale=f"Établissement {f}", departement="14", region="28",
+                  statut="public", mco=True, ssr=False, psy=False, lits=100) for f in ("140000011", "140000029")]
+    esin = [dict(finess_geo=f, annee=y, signalements=n, responsable_connecte=True)
+            for f, n in (("140000011", 12), ("140000029", 0)) for y in (2023, 2024)]
+    activite = [dict(finess_geo=f, annee=y, sejours=10000) for f in ("140000011", "140000029") for y in (2023, 2024)]
+    engagements = [dict(finess_geo="140000011", engagement="signalement_esin", date_signature="2023-01-15",
+                        annee_debut=2023, annee_fin=2027)]
+    return {"etablissements": table("etablissements", etabs), "esin": table("esin", esin),
+            "activite": table("activite", activite), "engagements": table("engagements", engagements)}
+
+
+def test_stages_up_to_one_compute_and_load_only_those(tmp_path):
+    ctx = SimpleNamespace(tables=_tables(), rules=load_rules(), annee=2024, region="28", out_dir=tmp_path)
+    res = R.ensure_results(ctx, "ciblage")
+    d = tmp_path / R.RESULTS_DIR
+    assert not (d / "suivi.parquet").exists() and not (d / "tendances.parquet").exists()
+    assert "mode_veille" not in json.loads((d / "meta.json").read_text(encoding="utf-8"))
+    assert (res.suivi, res.tendances, res.monitoring) == (None, None, None)
+    # 140000029 : 0 signalement pour 10 000 séjours → non déclarant (risque infectieux)
+    assert set(res.ciblage.loc[res.ciblage["risque"] == "infectieux", "finess_geo"]) == {"140000029"}
+    res = R.ensure_results(ctx, "suivi")
+    assert res.suivi is not None and res.tendances is None and not (d / "tendances.parquet").exists()
+    assert list(res.suivi["finess_geo"].unique()) == ["140000011"]  # le seul engagement signé
+    full = R.ensure_results(ctx)
+    assert full.tendances is not None and full.alertes is not None
+    # les étapes déjà faites ne sont pas refaites : mêmes octets relus
+    again = R.load_results(tmp_path, upto="ciblage")
+    assert again.ciblage.equals(full.ciblage)
+
+
+def test_each_notebook_reads_only_the_stages_it_waits_for():
+    """Chaque notebook demande ``ctx.results(<étape>)`` jusqu'à l'étape que le pipeline attend avant de le
+    lancer (NOTEBOOK_STAGE) ; le rapport et 04, qui attendent la dernière étape, peuvent tout lire."""
+    last = R.STAGES[-1][0]
+    for nb in pipeline.NOTEBOOKS:
+        cells = json.loads((pipeline.NOTEBOOKS_DIR / nb).read_text(encoding="utf-8"))["cells"]
+        code = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
+        asked = re.findall(r"ctx\.results\(([^)]*)\)", code)
+        need = pipeline.NOTEBOOK_STAGE[nb]
+        if need is None:
+            assert asked == [] and "load_results" not in code, nb
+        elif need == last:
+            assert asked and all(a in ("", f'"{need}"') for a in asked), (nb, asked)
+        else:
+            assert asked == [f'"{need}"'], (nb, asked)
+    # l'ordre d'exécution respecte l'ordre des étapes
+    order = [s for s, _, _ in R.STAGES]
+    stages = [pipeline.NOTEBOOK_STAGE[nb] for nb in pipeline.EXECUTION_ORDER if pipeline.NOTEBOOK_STAGE[nb]]
+    assert [order.index(s) for s in stages] == sorted(order.index(s) for s in stages)
