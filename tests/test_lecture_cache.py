@@ -68,3 +68,18 @@ def test_one_row_correction_revalidates_only_its_source_and_equals_a_cold_read(t
     # un autre code (ou d'autres versions) : rien n'est repris
     read(salt="code v2")
     assert sorted(calls) == every
+
+
+def test_two_official_files_of_one_source_keep_their_own_rows(tmp_path):
+    """Deux campagnes e-Satis (deux fichiers officiels, une source) : chacune est validée sous sa propre
+    clé ; avec le cache, vide puis plein, la lecture est celle d'une lecture sans cache (153 lignes par
+    campagne, aucune reprise de l'une pour l'autre)."""
+    data = tmp_path / "raw"
+    shutil.copytree(DEMO, data)
+    shutil.copy(DEMO / "esatis_ssr_2024.xlsx", data / "esatis_ssr_2023.xlsx")
+    rules = load_rules()
+    cold = cleaning.clean_folder(data, rules)
+    assert cold.tables["esatis"]["annee"].value_counts().sort_index().to_dict() == {2023: 153, 2024: 153}
+    cache = ContentCache(tmp_path / "cache", suffix=".pickle")
+    for _ in range(2):  # cache vide, puis rempli
+        _same(cleaning.clean_folder(data, rules, cache=cache, cache_salt="x"), cold)

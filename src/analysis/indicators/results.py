@@ -179,6 +179,16 @@ def _history_frame(parts: list, like: pd.DataFrame) -> pd.DataFrame:
     return hist
 
 
+def _precedent(ctx, t: dict, like: pd.DataFrame) -> pd.DataFrame:
+    """Suivi en veille de l'année N−1 : celui de l'étape du suivi, ou calculé ici s'il manque (dossier
+    de résultats commencé par une version antérieure du code)."""
+    p = _dir(ctx) / "suivi_precedent.parquet"
+    if p.is_file():
+        return pd.read_parquet(p)
+    prev = _suivi_year(t, ctx, ctx.annee - 1)
+    return _history_frame([prev] if prev is not None else [], like)
+
+
 def run_suivi(ctx) -> pd.DataFrame:
     from ..publishing import outputs
 
@@ -205,7 +215,7 @@ def run_veille_fiches(ctx) -> None:
     s = pd.read_parquet(d / "suivi.parquet")
     s_veille = sv.compute_suivi(_veille_tables(t), ctx.rules, ctx.annee, ctx.region) if "engagements" in t else s
     parts = [h for y in range(ctx.annee - HISTORY_YEARS, ctx.annee - 1) if (h := _suivi_year(t, ctx, y)) is not None]
-    prev = pd.read_parquet(d / "suivi_precedent.parquet")
+    prev = _precedent(ctx, t, s)
     if len(prev):
         parts.append(prev)
     _save(ctx, "suivi_veille", s_veille, atomic=True)
@@ -252,8 +262,7 @@ def run_tendances(ctx) -> pd.DataFrame:
     evols = {c: pd.read_parquet(d / f"evolutions_{c}.parquet") for c in evol}
     suivi = pd.read_parquet(d / "suivi.parquet") if (d / "suivi.parquet").is_file() else sv.compute_suivi(
         t, ctx.rules, ctx.annee, ctx.region)
-    shist = pd.read_parquet(d / "suivi_precedent.parquet") if (d / "suivi_precedent.parquet").is_file() \
-        else suivi.iloc[0:0].assign(annee=pd.Series(dtype="Int64"))
+    shist = _precedent(ctx, t, suivi)
     hist_all = hist if hist is not None else cib.ciblage_history(t, ctx.rules, years, ctx.region)
     alerts = compute_alertes(t, ctx.rules, ctx.annee, ctx.region, hist_all, suivi, shist, evols, years)
     _save(ctx, "alertes", alerts)

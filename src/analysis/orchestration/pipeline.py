@@ -275,8 +275,10 @@ def ensure_kernel() -> str:
     text = json.dumps(spec, indent=1, sort_keys=True)
     target = kdir / "kernel.json"
     if not target.is_file() or target.read_text(encoding="utf-8") != text:
+        from ..cache import write_atomic
+
         kdir.mkdir(parents=True, exist_ok=True)
-        target.write_text(text, encoding="utf-8")
+        write_atomic(target, text.encode("utf-8"))  # d'un coup : des tests en parallèle le lisent
     return KERNEL_NAME
 
 
@@ -790,8 +792,9 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
             from ..indicators.results import STAGES
 
             # une étape après l'autre : chaque notebook part dès que les étapes qu'il lit sont faites
-            pending = {name: computing.submit(_compute_results, ctx, name) for name, _, _ in STAGES}
+            pending = {name: concurrent.futures.Future() for name, _, _ in STAGES}
             stage_names = list(pending)
+            runner = computing.submit(_run_stages, ctx, dict(pending))
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
 
             def start_background(pool_=pool) -> None:
@@ -801,7 +804,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                     background.append(behind.submit(_start_fiches, ctx, tmp, result.tables, rules, annee,
                                                     region, prep.fictif, params, progress, pool_, cache_dir))
                 background.append(behind.submit(_write_workbook, tmp, rules, result, annee, region, progress))
-                behind.submit(_warm_renderers)
+                computing.submit(_warm_renderers)  # avant le rendu du rapport, dans la même file
 
             from .journal import strip_machine_details
 
@@ -811,7 +814,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 if pending and need is not None:
                     wanted = [pending.pop(n) for n in stage_names[:stage_names.index(need) + 1] if n in pending]
                     with progress.timed("resultats_attente"):
-                        ready = _results_or_notebooks(wanted, list(pending.values()), tmp)
+                        ready = _results_or_notebooks(wanted, runner, tmp)
                     if not ready:
                         pending = {}  # les notebooks calculent eux-mêmes ce qui manque
                     elif not pending:
@@ -887,6 +890,23 @@ def _compute_results(ctx, upto: str | None = None) -> None:
     ensure_results(ctx, upto)
 
 
+def _run_stages(ctx, futures: dict) -> None:
+    """Calcule les étapes dans l'ordre et signale chacune dans ``futures`` (nom -> Future) dès qu'elle
+    est faite ; à la première en échec, elle et les suivantes reçoivent l'erreur, et rien d'autre
+    n'est calculé."""
+    names = list(futures)
+    for i, name in enumerate(names):
+        try:
+            _compute_results(ctx, name)
+        except BaseException as exc:  # rendue à qui attend l'étape (voir _results_or_notebooks)
+            for later in names[i:]:
+                futures[later].set_exception(exc)
+            if not isinstance(exc, Exception):
+                raise
+            return
+        futures[name].set_result(None)
+
+
 def _warm_renderers() -> None:
     """Importe nbconvert et son modèle et charge le compilateur Typst et ses polices, sans rien
     rendre."""
@@ -927,13 +947,11 @@ def _reuse_region(final: Path, key: str, params, rules, result, annee, region, f
     return True
 
 
-def _results_or_notebooks(pending: list, rest: list, tmp: Path) -> bool:
-    """Attend les étapes ``pending`` ; vrai si elles sont faites. Si l'une n'a pas pu être calculée,
-    les étapes suivantes (``rest``) sont abandonnées, les résultats partiels effacés, et les notebooks
-    suivants les calculent eux-mêmes (``ctx.results()``) : l'erreur apparaît alors dans le notebook
-    concerné, gardé pour diagnostic comme tout notebook en échec."""
-    import concurrent.futures
-
+def _results_or_notebooks(pending: list, runner, tmp: Path) -> bool:
+    """Attend les étapes ``pending`` ; vrai si elles sont faites. Si l'une n'a pas pu être calculée
+    (le calcul des étapes, ``runner``, s'arrête alors), les résultats partiels sont effacés et les
+    notebooks suivants les calculent eux-mêmes (``ctx.results()``) : l'erreur apparaît alors dans le
+    notebook concerné, gardé pour diagnostic comme tout notebook en échec."""
     from ..indicators.results import RESULTS_DIR
 
     try:
@@ -943,9 +961,7 @@ def _results_or_notebooks(pending: list, rest: list, tmp: Path) -> bool:
     except Exception as exc:  # noqa: BLE001 - refait (et signalé s'il échoue encore) par le notebook
         log.warning("Avertissement : calcul anticipé des résultats impossible (%s : %s) ; les notebooks "
                     "les calculent eux-mêmes.", type(exc).__name__, exc)
-        for job in rest:
-            job.cancel()
-        concurrent.futures.wait(rest)  # une étape déjà commencée finit avant l'effacement
+        runner.result()  # fini juste après l'étape en échec : plus rien n'écrit dans les résultats
         shutil.rmtree(tmp / RESULTS_DIR, ignore_errors=True)
         return False
 

@@ -422,27 +422,30 @@ def _check_file(table: RawTable, source: Source, warnings: list[str], optional: 
 VALIDATION_CACHE_MAX_ENTRIES = 400
 
 
-def _validation_key(salt: str, src: str, files: list[tuple[str, str]], rules, known, scope, optional) -> str:
-    """Clé d'une validation de source : tout ce dont elle dépend. La table brute validée est tirée
-    des octets des fichiers nommés (et, pour un fichier officiel, du référentiel), par le code et les
-    règles : leurs empreintes la remplacent dans la clé."""
+def _validation_key(salt: str, src: str, names: list[str], raw: pd.DataFrame, rules, known, scope) -> str:
+    """Clé d'une validation de source : tout ce dont elle dépend, dont la table brute elle-même
+    (octets de sa sérialisation exacte : valeurs, types et ordre des lignes ; deux tables différentes ne
+    partagent jamais une clé). Une source alimentée par plusieurs fichiers officiels (deux campagnes
+    e-Satis, la BQSS) est validée par parties : chacune a ainsi sa clé."""
     import hashlib
     import json
+    import pickle
 
     def ids(values):
         return None if values is None else hashlib.sha256("\n".join(sorted(map(str, values))).encode()).hexdigest()
 
-    text = json.dumps([salt, src, files, rules.name, rules.sha256, ids(known), ids(scope), sorted(optional)])
+    table = hashlib.sha256(pickle.dumps(raw, protocol=pickle.HIGHEST_PROTOCOL)).hexdigest()
+    text = json.dumps([salt, src, names, table, rules.name, rules.sha256, ids(known), ids(scope)])
     return hashlib.sha256(text.encode()).hexdigest()
 
 
 def clean_folder(data_dir: str | Path, rules: dict, cache=None, cache_salt: str = "") -> CleanResult:
     """Read, recognise and validate every input file of ``data_dir``.
 
-    ``cache`` (:class:`analysis.cache.ContentCache`) : sources déjà validées, reprises quand leurs
-    fichiers (mêmes octets), le référentiel, les règles et ``cache_salt`` (code et versions) n'ont pas
+    ``cache`` (:class:`analysis.cache.ContentCache`) : sources déjà validées, reprises quand leur table
+    brute (lue des fichiers), le référentiel, les règles et ``cache_salt`` (code et versions) n'ont pas
     changé ; une source dont un fichier a été corrigé est seule validée à nouveau. Les fichiers sont
-    tous relus (comptes, avertissements et empreintes du manifeste)."""
+    tous relus (comptes, avertissements et empreintes du manifeste) : seule la validation est reprise."""
     import pickle
 
     data_dir = Path(data_dir)
@@ -497,11 +500,10 @@ def clean_folder(data_dir: str | Path, rules: dict, cache=None, cache_salt: str 
     rejects: list[pd.DataFrame] = []
     outcomes: list[pd.DataFrame] = []
 
-    def _validate(src, raw, names, known, scope, fed_by):
+    def _validate(src, raw, names, known, scope):
         key = None
         if cache is not None:
-            key = _validation_key(cache_salt, src, [(n, reports[n].sha256) for n in fed_by], rules, known, scope,
-                                  frozenset())
+            key = _validation_key(cache_salt, src, names, raw, rules, known, scope)
             hit = cache.get(key)
             if hit is not None:
                 return pickle.loads(hit)  # noqa: S301 - écrit par ce programme, vérifié par empreinte
@@ -510,8 +512,8 @@ def clean_folder(data_dir: str | Path, rules: dict, cache=None, cache_salt: str 
             cache.put(key, pickle.dumps(res, protocol=pickle.HIGHEST_PROTOCOL))
         return res
 
-    def _run(src: str, raw: pd.DataFrame, names: list[str], known=None, scope=None, fed_by=None):
-        acc, rej, out = _validate(src, raw, names, known, scope, fed_by if fed_by is not None else names)
+    def _run(src: str, raw: pd.DataFrame, names: list[str], known=None, scope=None):
+        acc, rej, out = _validate(src, raw, names, known, scope)
         rejects.append(rej)
         outcomes.append(out)
         return acc
@@ -581,9 +583,7 @@ def clean_folder(data_dir: str | Path, rules: dict, cache=None, cache_salt: str 
             raw = pd.concat(parts, ignore_index=True)
             accepted_parts.append(_run(src, raw, [t.name for t in by_source[src]], known=known))
         for raw, _off in off_parts:
-            # une table tirée des fichiers officiels : tous comptent dans la clé
-            accepted_parts.append(_run(src, raw, sorted(raw[FILE_COL].unique()), scope=known,
-                                       fed_by=sorted(official_names)))
+            accepted_parts.append(_run(src, raw, sorted(raw[FILE_COL].unique()), scope=known))
         if len(accepted_parts) == 1:
             tables[src] = accepted_parts[0]
         else:

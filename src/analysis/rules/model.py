@@ -812,9 +812,22 @@ def format_errors(name: str, exc: ValidationError) -> str:
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _load_yaml(text: str):
+    try:
+        return yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - chargeur sûr (SafeLoader ou CSafeLoader)
+    except yaml.YAMLError as fast:
+        # l'erreur (ligne, colonne, texte) de l'analyseur Python : la même quelle que soit la
+        # construction de PyYAML
+        try:
+            yaml.safe_load(text)
+        except yaml.YAMLError as slow:
+            raise slow from None
+        raise fast
+
+
 def parse_rules(text: str, name: str = "regles.yml", path: Path | None = None) -> Rules:
     try:
-        raw = yaml.load(text, Loader=_YAML_LOADER)  # noqa: S506 - chargeur sûr (SafeLoader ou CSafeLoader)
+        raw = _load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (ligne {mark.line + 1}, colonne {mark.column + 1})" if mark is not None else ""
