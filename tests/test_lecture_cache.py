@@ -83,3 +83,18 @@ def test_two_official_files_of_one_source_keep_their_own_rows(tmp_path):
     cache = ContentCache(tmp_path / "cache", suffix=".pickle")
     for _ in range(2):  # cache vide, puis rempli
         _same(cleaning.clean_folder(data, rules, cache=cache, cache_salt="x"), cold)
+
+
+def test_cache_bounded_by_size_keeps_the_most_recently_used(tmp_path):
+    import os
+
+    cache = ContentCache(tmp_path / "c", suffix=".pickle")
+    for i, key in enumerate(("a", "b", "c", "d")):
+        cache.put(key * 64, bytes(100))  # 100 octets chacune
+        path = next(cache.folder.glob(f"{key * 64}-*.pickle"))
+        os.utime(path, (1_000_000 + i, 1_000_000 + i))  # d : la plus récente
+    assert cache.prune(max_entries=10, max_bytes=250) == 2  # 100 + 100 ≤ 250 < 300
+    assert sorted(p.name[0] for p in cache.folder.glob("*.pickle")) == ["c", "d"]
+    assert cache.prune(max_entries=10, max_bytes=10) == 1  # la plus récente reste, même trop grosse
+    assert [p.name[0] for p in cache.folder.glob("*.pickle")] == ["d"]
+    assert ContentCache(tmp_path / "c", suffix=".pickle").get("d" * 64) == bytes(100)

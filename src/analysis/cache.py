@@ -74,9 +74,11 @@ class ContentCache:
         if self._index is not None:
             self._index[key] = name
 
-    def prune(self, max_entries: int) -> int:
-        """Retire les entrées au-delà de ``max_entries`` (les moins récemment utilisées) et les
-        fichiers temporaires orphelins de plus d'une heure ; renvoie le nombre retiré."""
+    def prune(self, max_entries: int, max_bytes: int | None = None) -> int:
+        """Retire les entrées au-delà de ``max_entries``, ou dont le cumul des tailles (des plus
+        récemment utilisées aux plus anciennes) dépasse ``max_bytes``, et les fichiers temporaires
+        orphelins de plus d'une heure ; renvoie le nombre retiré. La plus récente est toujours
+        gardée."""
         entries, removed, now = [], 0, time.time()
         try:
             with os.scandir(self.folder) as it:
@@ -91,11 +93,17 @@ class ContentCache:
                                 os.unlink(e.path)
                                 removed += 1
                     elif e.name.endswith(self.suffix):
-                        entries.append((st.st_mtime_ns, e.name, e.path))
+                        entries.append((st.st_mtime_ns, e.name, e.path, st.st_size))
         except FileNotFoundError:
             return 0
         entries.sort(reverse=True)
-        for _, _, path in entries[max_entries:]:
+        keep, total = 0, 0
+        for _, _, _, size in entries[:max_entries]:
+            total += size
+            if keep and max_bytes is not None and total > max_bytes:
+                break
+            keep += 1
+        for _, _, path, _ in entries[keep:]:
             with contextlib.suppress(OSError):
                 os.unlink(path)
                 removed += 1

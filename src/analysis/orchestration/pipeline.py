@@ -600,7 +600,7 @@ def clean_inputs(params: Params, rules: dict, progress: Progress):
     les versions n'ont pas changé est reprise validée (``<processed>/.cache-lecture``) ; avec
     ``--force``, tout est validé à nouveau."""
     from ..cache import ContentCache
-    from ..reading.cleaning import VALIDATION_CACHE_MAX_ENTRIES, clean_folder
+    from ..reading.cleaning import VALIDATION_CACHE_MAX_BYTES, VALIDATION_CACHE_MAX_ENTRIES, clean_folder
 
     cache = ContentCache(params.processed_dir / VALIDATION_CACHE, suffix=".pickle")
     if params.force:
@@ -608,7 +608,7 @@ def clean_inputs(params: Params, rules: dict, progress: Progress):
     salt = json.dumps([code_fingerprint(), _versions()], sort_keys=True)
     with progress.timed("lecture"):
         result = clean_folder(params.data_dir, rules, cache=cache, cache_salt=salt)
-    cache.prune(VALIDATION_CACHE_MAX_ENTRIES)
+    cache.prune(VALIDATION_CACHE_MAX_ENTRIES, VALIDATION_CACHE_MAX_BYTES)
     return result
 
 

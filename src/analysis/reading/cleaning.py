@@ -418,8 +418,10 @@ def _check_file(table: RawTable, source: Source, warnings: list[str], optional: 
 
 
 #: entrées gardées au plus dans le cache des sources validées (une par source et par état de ses
-#: fichiers : de quoi garder plusieurs générations de corrections de toutes les sources)
+#: fichiers : de quoi garder plusieurs générations de corrections de toutes les sources), et taille
+#: cumulée au plus (les tables nationales tirées de la BQSS pèsent des dizaines de Mio chacune)
 VALIDATION_CACHE_MAX_ENTRIES = 400
+VALIDATION_CACHE_MAX_BYTES = 1 << 30
 
 
 def _validation_key(salt: str, src: str, names: list[str], raw: pd.DataFrame, rules, known, scope) -> str:
