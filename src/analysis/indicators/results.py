@@ -20,13 +20,14 @@ et ne recalculent rien. Un notebook lancé seul calcule ce qui manque, avec le m
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
+from ..cache import write_atomic
 from . import ciblage as cib
 from . import controle_qls as cq
 from . import suivi as sv
@@ -71,14 +72,11 @@ def _dir(ctx) -> Path:
     return d
 
 
-def _save(ctx, name: str, df: pd.DataFrame, atomic: bool = False) -> None:
-    path = _dir(ctx) / f"{name}.parquet"
-    if not atomic:
-        df.reset_index(drop=True).to_parquet(path, index=False)
-        return
-    tmp = path.with_name(f".{path.name}.tmp")
-    df.reset_index(drop=True).to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+def _save(ctx, name: str, df: pd.DataFrame) -> None:
+    # écrit d'un coup : un notebook lancé dès qu'une étape est faite lit pendant que la suivante écrit
+    buf = io.BytesIO()
+    df.reset_index(drop=True).to_parquet(buf, index=False)
+    write_atomic(_dir(ctx) / f"{name}.parquet", buf.getvalue())
 
 
 def _meta(ctx, update: dict | None = None) -> dict:
@@ -87,9 +85,7 @@ def _meta(ctx, update: dict | None = None) -> dict:
     if update:
         meta.update(update)
         # écrit d'un coup : un notebook peut le lire pendant que l'étape suivante le complète
-        tmp = p.with_name(f".{p.name}.tmp")
-        tmp.write_text(json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True) + "\n", encoding="utf-8")
-        os.replace(tmp, p)
+        write_atomic(p, (json.dumps(meta, ensure_ascii=False, indent=1, sort_keys=True) + "\n").encode("utf-8"))
     return meta
 
 
@@ -218,8 +214,8 @@ def run_veille_fiches(ctx) -> None:
     prev = _precedent(ctx, t, s)
     if len(prev):
         parts.append(prev)
-    _save(ctx, "suivi_veille", s_veille, atomic=True)
-    _save(ctx, "suivi_historique", _history_frame(parts, s), atomic=True)
+    _save(ctx, "suivi_veille", s_veille)
+    _save(ctx, "suivi_historique", _history_frame(parts, s))
 
 
 def run_tendances(ctx) -> pd.DataFrame:
@@ -328,23 +324,29 @@ def _stage_names(upto: str | None) -> list[str]:
     return names[:names.index(upto) + 1]
 
 
-def ensure_results(ctx, upto: str | None = None) -> Results:
+def compute_missing(ctx, upto: str | None = None) -> None:
     """Calcule les étapes qui manquent dans ``<out_dir>/resultats`` (aucune si elles sont faites),
-    toutes ou jusqu'à ``upto``, puis relit leurs résultats : ``make report`` les calcule ainsi une
-    fois, avant les notebooks ; un notebook lancé seul calcule ce qui manque."""
+    toutes ou jusqu'à ``upto``, sans les relire."""
     d = Path(ctx.out_dir) / RESULTS_DIR
     done = json.loads((d / "meta.json").read_text(encoding="utf-8")) if (d / "meta.json").is_file() else {}
     wanted = _stage_names(upto)
     for name, key, stage in STAGES:
         if name in wanted and key not in done:
             stage(ctx)
+
+
+def ensure_results(ctx, upto: str | None = None) -> Results:
+    """Calcule les étapes qui manquent (:func:`compute_missing`), puis relit leurs résultats :
+    ``make report`` les calcule ainsi une fois, avant les notebooks ; un notebook lancé seul calcule
+    ce qui manque."""
+    compute_missing(ctx, upto)
     return load_results(ctx.out_dir, upto=upto)
 
 
 def ensure_sheet_results(ctx) -> Results:
     """Comme :func:`ensure_results`, puis l'étape des fiches (:func:`run_veille_fiches`) si elle
     manque ; renvoie les résultats avec ce que lisent les fiches."""
-    ensure_results(ctx)
+    compute_missing(ctx)
     if not (Path(ctx.out_dir) / RESULTS_DIR / "suivi_historique.parquet").is_file():
         run_veille_fiches(ctx)
     return load_results(ctx.out_dir, fiches=True)

@@ -596,9 +596,9 @@ VALIDATION_CACHE = ".cache-lecture"
 
 
 def clean_inputs(params: Params, rules: dict, progress: Progress):
-    """Lit et valide les entrées. Une source dont les fichiers, le référentiel, les règles, le code et
-    les versions n'ont pas changé est reprise validée (``<processed>/.cache-lecture``) ; avec
-    ``--force``, tout est validé à nouveau."""
+    """Lit et valide les entrées. Une source dont la table lue de ses fichiers, le référentiel, les
+    règles, le code et les versions n'ont pas changé est reprise validée (``<processed>/.cache-lecture``) ;
+    avec ``--force``, tout est validé à nouveau."""
     from ..cache import ContentCache
     from ..reading.cleaning import VALIDATION_CACHE_MAX_BYTES, VALIDATION_CACHE_MAX_ENTRIES, clean_folder
 
@@ -885,9 +885,9 @@ def _context(nb_params: dict):
 def _compute_results(ctx, upto: str | None = None) -> None:
     """Les étapes de résultats de la région (jusqu'à ``upto``), dans le dossier du rapport en
     construction, sur le même contexte que les notebooks."""
-    from ..indicators.results import ensure_results
+    from ..indicators.results import compute_missing
 
-    ensure_results(ctx, upto)
+    compute_missing(ctx, upto)
 
 
 def _run_stages(ctx, futures: dict) -> None:
