@@ -118,3 +118,22 @@ def test_machine_info_has_the_fields_of_bench_json():
     info = bench.machine_info()
     assert {"cpu", "coeurs", "memoire_octets", "python"} <= set(info)
     assert info["coeurs"] >= 1
+
+
+def test_cpu_time_counts_the_processes_the_command_waited_for():
+    # la commande attend un processus qui calcule environ 0,4 s : son temps processeur est compté
+    spin = "import time\nt = time.process_time()\nwhile time.process_time() - t < 0.4: pass"
+    cmd = [bench.sys.executable, "-c",
+           f"import subprocess, sys; subprocess.run([sys.executable, '-c', {spin!r}], check=True)"]
+    r = bench._run(cmd)
+    assert r["cpu_s"] >= 0.4
+    assert r["cpu_s"] <= r["duree_s"] * (bench.os.cpu_count() or 1) + 0.05
+
+
+def test_shortest_possible_rerun_is_its_cpu_time_over_the_cores():
+    m = _mesures(relance_correction={"median_s": 7.0, "executions_s": [7.0], "cpu_median_s": 12.0,
+                                     "fiches_rendues": 1, "fiches_reprises": 297})
+    result = {"machine": {"coeurs": 2}, "mesures": m, "cibles": bench.evaluate(m)}
+    lines = bench.format_report(result).splitlines()
+    line = next(ln for ln in lines if ln.lstrip().startswith("durée la plus courte possible"))
+    assert "sur 2 cœur(s)" in line and "6,00 s" in line  # 12 s de processeur / 2 cœurs

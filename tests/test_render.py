@@ -411,6 +411,30 @@ def test_drawn_figures_are_reused_only_for_the_same_data(tmp_path, monkeypatch):
         F.use_cache(None)
 
 
+def test_show_publishes_the_svg_ipython_would_with_alt_as_plain_text(monkeypatch):
+    """La sortie de :func:`figures.show` : le SVG tel que l'écrirait ``IPython.display.SVG`` (relu une
+    seule fois, au dessin), le texte alternatif en texte brut et la légende en métadonnées."""
+    import pandas as pd
+    from IPython.display import SVG
+
+    from analysis.publishing import figures as F
+
+    F.setup_matplotlib()
+    sent = []
+    monkeypatch.setattr("IPython.display.display", lambda *a, **k: sent.append((a, k)))
+    df = pd.DataFrame({"annee": [2022, 2023, 2024], "v": [1.0, 2.0, 3.0]})
+    drawn = F.draw(F.line_trend, df, "annee", "v", title="Titre")
+    F.show(drawn, alt="  Trois   années ", caption="Légende")
+    fig = F.line_trend(df, "annee", "v", title="Titre")
+    expected = SVG(data=F.fig_to_svg(fig)).data
+    F.show(F.line_trend(df, "annee", "v", title="Titre"))
+    [(args, kwargs), (args2, kwargs2)] = sent
+    assert args == ({"image/svg+xml": expected, "text/plain": "Trois années"},) and kwargs["raw"] is True
+    assert kwargs["metadata"] == {"cpom_figure": {"alt": "Trois années", "caption": "Légende"}}
+    assert args2[0] == {"image/svg+xml": expected, "text/plain": F.GENERIC_ALT}
+    assert kwargs2["metadata"]["cpom_figure"]["caption"] == "Titre"
+
+
 def test_report_pdf_keeps_every_text_of_unusual_html(tmp_path):
     """HTML que le paquet ne produit pas aujourd'hui mais qu'un notebook ou un texte Markdown peut
     produire : le PDF se construit et ne perd aucun texte (relecture de code)."""

@@ -200,6 +200,9 @@ def format_report(result: dict) -> str:
     if f:
         detail.append([f"Rapport région de démonstration à froid ({f.get('fiches', '?')} fiches, --jobs 2)",
                        fmt_duree(f["median_s"]), runs(f)])
+        if f.get("cpu_median_s") is not None:
+            detail.append(["  temps processeur (tous ses processus : utilisateur + système)",
+                           fmt_duree(f["cpu_median_s"]), ""])
         for k, v in (f.get("parties_s") or {}).items():
             detail.append([f"  {PARTIES.get(k, k)}", fmt_duree(v), ""])
     r = m.get("relance")
@@ -210,6 +213,13 @@ def format_report(result: dict) -> str:
     if c:
         detail.append([f"Relance après correction d'une ligne d'esin ({c.get('fiches_rendues', '?')} fiche(s) "
                        f"rendue(s), {c.get('fiches_reprises', '?')} reprise(s))", fmt_duree(c["median_s"]), runs(c)])
+        if c.get("cpu_median_s") is not None:
+            coeurs = (result.get("machine") or {}).get("coeurs") or 1
+            detail.append(["  temps processeur (tous ses processus : utilisateur + système)",
+                           fmt_duree(c["cpu_median_s"]), ""])
+            # aucune répartition du travail ne descend sous ce temps sur cette machine
+            detail.append([f"  durée la plus courte possible de ce travail sur {coeurs} cœur(s) (processeur / cœurs)",
+                           fmt_duree(c["cpu_median_s"] / coeurs), ""])
     fi = m.get("fiches")
     if fi and fi.get("weasyprint_par_fiche_s") is not None:
         detail.append([f"Fiche WeasyPrint d'avant (non balisée, {fi.get('echantillon_moteurs', '?')} fiches, "
@@ -309,9 +319,13 @@ def _say(msg: str) -> None:
 
 
 def _run(cmd: list[str], *, cwd: Path = PROJECT_DIR, monitor: bool = False) -> dict:
-    """Lance ``cmd`` ; renvoie durée, code de retour et, avec ``monitor``, le pic de la somme des
-    RSS (et PSS) de l'arbre de processus, échantillonné toutes les 0,2 s."""
+    """Lance ``cmd`` ; renvoie durée, temps processeur (``cpu_s`` : utilisateur + système de la
+    commande et des processus qu'elle a attendus : noyau, processus des fiches) et, avec ``monitor``,
+    le pic de la somme des RSS (et PSS) de l'arbre de processus, échantillonné toutes les 0,2 s."""
+    import resource
+
     env = dict(os.environ)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, cwd=str(cwd), env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     peak_rss = peak_pss = 0
@@ -338,10 +352,12 @@ def _run(cmd: list[str], *, cwd: Path = PROJECT_DIR, monitor: bool = False) -> d
             time.sleep(SAMPLE_PERIOD_S)
     out, _ = proc.communicate()
     elapsed = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     text = out.decode("utf-8", "replace")
     if proc.returncode != 0:
         raise RuntimeError(f"Échec de {' '.join(cmd)} (code {proc.returncode}) :\n{text[-3000:]}")
-    return {"duree_s": elapsed, "sortie": text, "pic_rss": peak_rss, "pic_pss": peak_pss}
+    return {"duree_s": elapsed, "cpu_s": cpu, "sortie": text, "pic_rss": peak_rss, "pic_pss": peak_pss}
 
 
 def _median(xs: list[float]) -> float:
@@ -412,7 +428,7 @@ def bench_plancher(work: Path, reps: int) -> dict:
 
 
 def bench_rapport(work: Path, reps: int, reps_relance: int) -> tuple[dict, dict]:
-    runs, parts, last_out, n_fiches = [], [], None, None
+    runs, cpus, parts, last_out, n_fiches = [], [], [], None, None
     for i in range(reps):
         d = work / f"demo_{i}"
         shutil.rmtree(d, ignore_errors=True)
@@ -422,6 +438,7 @@ def bench_rapport(work: Path, reps: int, reps_relance: int) -> tuple[dict, dict]
         shutil.copytree(PROJECT_DIR / "data" / "raw", data)
         r = _run(_report_cmd(data, d / "reports", d / "processed", "--force"))
         runs.append(r["duree_s"])
+        cpus.append(r["cpu_s"])
         man = _manifests(d / "reports")
         if len(man) != 1:
             raise RuntimeError(f"Le rapport de démonstration devait produire un dossier ({len(man)} trouvés).")
@@ -435,6 +452,7 @@ def bench_rapport(work: Path, reps: int, reps_relance: int) -> tuple[dict, dict]
     froid = {
         "median_s": _median(runs),
         "executions_s": runs,
+        "cpu_median_s": _median(cpus),
         "parties_s": {k: _median([p.get(k, 0.0) for p in parts]) for k in keys},
         "fiches": n_fiches,
         "commande": " ".join(_report_cmd(Path("data/raw"), Path("<tmp>"), Path("<tmp>/processed"), "--force")),
@@ -473,15 +491,17 @@ def bench_relance_correction(froid: dict, reps: int) -> dict:
     """Relance après correction d'une ligne d'``esin.csv`` (sans ``--force``, mêmes dossiers que le
     dernier rapport à froid : tables nettoyées et fiches déjà rendues réutilisables)."""
     d = Path(froid["_dossier"])
-    runs, man = [], None
+    runs, cpus, man = [], [], None
     for i in range(reps):
         _correct_one_row(d / "raw" / "esin.csv", 7 + 13 * i)
         r = _run(_report_cmd(d / "raw", d / "reports", d / "processed"))
         runs.append(r["duree_s"])
+        cpus.append(r["cpu_s"])
         [man] = _manifests(d / "reports")
         _say(f"relance après correction {i + 1}/{reps} : {fmt_duree(runs[-1])} {man.get('fiches_rendu')}")
     rendu = (man or {}).get("fiches_rendu") or {}
-    return {"median_s": _median(runs), "executions_s": runs, "fiches_rendues": rendu.get("rendues"),
+    return {"median_s": _median(runs), "executions_s": runs, "cpu_median_s": _median(cpus),
+            "fiches_rendues": rendu.get("rendues"),
             "fiches_reprises": rendu.get("reprises"), "parties_s": (man or {}).get("durees_s", {})}
 
 

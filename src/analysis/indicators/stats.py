@@ -25,10 +25,16 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from scipy import stats as _sps
-from statsmodels.stats.proportion import proportion_confint
 
 from ..publishing.fmt import fmt_shortest
+
+
+def _scipy_stats():
+    """``scipy.stats``, importé au premier calcul : le noyau des notebooks, qui relit des résultats
+    déjà calculés, n'en paie pas l'import (0,4 s)."""
+    from scipy import stats
+
+    return stats
 
 # Libellés (valeurs montrées aux lecteurs : accentués).
 POSITION_AU_DESSUS = "au-dessus"
@@ -107,6 +113,8 @@ def wilson_interval(score_pct, n, confidence: float = 0.95):
     ok = np.isfinite(s) & np.isfinite(m) & (m > 0)
     if ok.any():
         count = np.clip(s[ok], 0.0, 100.0) / 100.0 * m[ok]
+        from statsmodels.stats.proportion import proportion_confint
+
         low, upp = proportion_confint(count, m[ok], alpha=1.0 - confidence, method="wilson")
         lo[ok] = np.asarray(low, dtype=float) * 100.0
         hi[ok] = np.asarray(upp, dtype=float) * 100.0
@@ -131,7 +139,7 @@ def poisson_lower_pvalue(observed, expected):
     e = e.astype(float)
     out = np.full(o.shape, np.nan)
     ok = np.isfinite(o) & np.isfinite(e) & (e >= 0)
-    out[ok] = _sps.poisson.cdf(o[ok], e[ok])
+    out[ok] = _scipy_stats().poisson.cdf(o[ok], e[ok])
     if scalar:
         return float(out.reshape(-1)[0])
     if index is not None:
@@ -258,14 +266,14 @@ def funnel_limits(
             if kind == "binomial":
                 nn = np.round(nn)
                 args = (nn, p_ref)
-                lo_c = _exact_limit(_sps.binom, p_lo, args)
-                hi_c = _exact_limit(_sps.binom, p_hi, args)
+                lo_c = _exact_limit(_scipy_stats().binom, p_lo, args)
+                hi_c = _exact_limit(_scipy_stats().binom, p_hi, args)
                 lo_c = np.clip(lo_c, 0.0, nn)
                 hi_c = np.clip(hi_c, 0.0, nn)
             else:
                 args = (nn * p_ref,)
-                lo_c = np.clip(_exact_limit(_sps.poisson, p_lo, args), 0.0, None)
-                hi_c = np.clip(_exact_limit(_sps.poisson, p_hi, args), 0.0, None)
+                lo_c = np.clip(_exact_limit(_scipy_stats().poisson, p_lo, args), 0.0, None)
+                hi_c = np.clip(_exact_limit(_scipy_stats().poisson, p_hi, args), 0.0, None)
             lo[ok] = lo_c / nn * scale
             hi[ok] = hi_c / nn * scale
         out[f"bas_{suffix}"] = lo

@@ -337,8 +337,9 @@ def _register_shared_engine() -> str:
 class NotebookKernel:
     """Un noyau Jupyter réutilisé par les notebooks successifs (d'une ou plusieurs régions).
 
-    Démarrer un noyau puis y importer pandas, scipy, matplotlib et le paquet coûte 2 à 3 s : une
-    fois par noyau plutôt qu'une fois par notebook. Le noyau est démarré tôt (:meth:`start`) et
+    Démarrer un noyau puis y importer pandas, matplotlib et le paquet coûte 1,5 à 2 s : une fois
+    par noyau plutôt qu'une fois par notebook (SciPy et statsmodels ne sont importés qu'au premier
+    calcul statistique, que le noyau ne fait pas quand les résultats sont déjà calculés). Le noyau est démarré tôt (:meth:`start`) et
     importe ces modules pendant que le processus principal lit les données. Avant chaque notebook,
     l'espace de noms est remis à zéro (``reset(new_session=True)`` : variables effacées, compteur
     d'exécution à 1, comme dans un noyau neuf) et le dossier courant fixé ; seuls les modules

@@ -636,10 +636,19 @@ def draw(builder, *args, **kwargs) -> DrawnFigure:
             except (ValueError, KeyError, TypeError):
                 pass  # entrée illisible : redessinée (et remplacée) ci-dessous
     fig = builder(*args, **kwargs)
-    drawn = DrawnFigure(fig_to_svg(fig), figure_title(fig))
+    drawn = DrawnFigure(_as_displayed(fig_to_svg(fig)), figure_title(fig))
     if key is not None:
         _CACHE.put(key, json.dumps({"svg": drawn.svg, "titre": drawn.title}, ensure_ascii=False).encode("utf-8"))
     return drawn
+
+
+def _as_displayed(svg: str) -> str:
+    """Le SVG tel que l'affiche IPython (``IPython.display.SVG`` : élément ``<svg>`` relu puis
+    réécrit par ``xml.dom.minidom``). Fait une fois au dessin d'une figure :func:`draw`, gardé ainsi
+    dans le cache, puis affiché tel quel par :func:`show`, sans relire le XML à chaque reprise."""
+    from IPython.display import SVG
+
+    return SVG(data=svg).data
 
 
 def show(fig: Figure | DrawnFigure, *, alt: str | None = None, caption: str | None = None,
@@ -657,10 +666,13 @@ def show(fig: Figure | DrawnFigure, *, alt: str | None = None, caption: str | No
     Ne renvoie rien (sinon, en dernière ligne de cellule, la figure serait affichée deux fois).
     ``fig`` : une figure matplotlib, ou une figure déjà dessinée (:func:`draw`).
     """
-    from IPython.display import SVG, display
+    from IPython.display import display
 
     drawn = isinstance(fig, DrawnFigure)
     caption = (caption if caption is not None else fig.title if drawn else figure_title(fig)).strip()
     alt = " ".join(str(alt).split()) if alt is not None and str(alt).strip() else GENERIC_ALT
-    display(SVG(data=fig.svg if drawn else fig_to_svg(fig, close=close)),
+    svg = fig.svg if drawn else _as_displayed(fig_to_svg(fig, close=close))
+    # la sortie de display(SVG(data=svg)), sans relire le XML (déjà fait : _as_displayed), et en
+    # texte brut le texte alternatif plutôt que « <IPython.core.display.SVG object> »
+    display({"image/svg+xml": svg, "text/plain": alt}, raw=True,
             metadata={"cpom_figure": {"alt": alt, "caption": " ".join(caption.split())}})
