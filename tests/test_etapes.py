@@ -7,6 +7,7 @@ import json
 import re
 from types import SimpleNamespace
 
+import pytest
 from tables import table
 
 from analysis.indicators import results as R
@@ -77,3 +78,63 @@ def test_kernel_warm_up_does_not_import_scipy():
             + "\nimport sys\nprint(sorted({m.split('.')[0] for m in sys.modules} & {'scipy', 'statsmodels'}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _nb_params(built, out_dir) -> dict:
+    """Paramètres des notebooks du rapport partagé, résultats écrits dans ``out_dir``."""
+    from pathlib import Path
+
+    tmp, data, _, _ = built
+    processed = max((p.parent for p in (tmp / "processed").glob("*/lecture.json")), key=lambda p: p.stat().st_mtime)
+    [rules] = (processed / "regles").glob("*.yml")
+    return {"annee": 2024, "region": "28", "data_dir": str(data), "processed_dir": str(processed),
+            "out_dir": str(Path(out_dir)), "rules": str(rules), "fictif": False}
+
+
+def test_stages_run_in_one_other_process_and_stop_at_the_first_failure(built, tmp_path, monkeypatch):
+    """``make report`` (``--jobs 2``) calcule les étapes dans un processus à part (le processus
+    principal garde son interpréteur pour le client des notebooks, les fiches et le rendu) : dans
+    l'ordre, dans un seul processus, avec les mêmes octets que le rapport partagé. Une étape en
+    échec : les suivantes reçoivent son erreur sans être calculées ; les résultats des fiches, que
+    l'on demande ensuite (les notebooks ont alors calculé les étapes), le sont quand même."""
+    import os
+    from pathlib import Path
+
+    log = tmp_path / "appels.txt"
+    real = pipeline._compute_results
+    fail = {"suivi"}
+
+    def recording(ctx, upto=None):
+        with open(log, "a", encoding="utf-8") as fh:
+            fh.write(f"{os.getpid()} {upto}\n")
+        if upto in fail and "echec" in str(ctx.out_dir):
+            raise ValueError("étape en échec simulée")
+        real(ctx, upto)
+
+    monkeypatch.setattr(pipeline, "_compute_results", recording)  # avant le fork du processus
+    stages = pipeline.stage_worker()
+    try:
+        ok = _nb_params(built, tmp_path / "ok")
+        done = [stages.submit(pipeline._stage_in_worker, ok, n).result() for n in ("ciblage", "suivi", "tendances")]
+        assert done == [None] * 3
+        calls = [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
+        assert [u for _, u in calls] == ["ciblage", "suivi", "tendances"]
+        assert len({p for p, _ in calls}) == 1 and calls[0][0] != str(os.getpid())
+        final = built[3] / R.RESULTS_DIR
+        for name in ("ciblage", "suivi", "tendances", "alertes"):
+            assert (Path(ok["out_dir"]) / R.RESULTS_DIR / f"{name}.parquet").read_bytes() == \
+                (final / f"{name}.parquet").read_bytes(), name
+
+        log.unlink()
+        bad = _nb_params(built, tmp_path / "echec")
+        jobs = [stages.submit(pipeline._stage_in_worker, bad, n) for n in ("ciblage", "suivi", "tendances")]
+        assert jobs[0].result() is None
+        for job in jobs[1:]:
+            with pytest.raises(ValueError, match="étape en échec simulée"):
+                job.result()
+        assert [line.split()[1] for line in log.read_text(encoding="utf-8").splitlines()] == ["ciblage", "suivi"]
+        stages.submit(pipeline._sheet_results_in_worker, bad).result()
+        res = R.load_results(bad["out_dir"], fiches=True)
+        assert len(res.suivi_historique) and res.tendances is not None
+    finally:
+        stages.shutdown(wait=True)

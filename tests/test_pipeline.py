@@ -130,9 +130,12 @@ def _snapshot(folder: Path) -> dict[str, bytes]:
     return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
-def test_failed_run_leaves_previous_outputs_untouched(built, monkeypatch):
+def test_failed_run_leaves_previous_outputs_untouched(built, monkeypatch, tmp_path):
     tmp, data, out, final = built
     before = _snapshot(final)
+    # tables nettoyées et caches copiés : --force vide le cache des figures, que d'autres tests
+    # relisent dans celui du rapport partagé
+    shutil.copytree(tmp / "processed", tmp_path / "processed")
     # 1. bad input: stops before any writing
     bad = write_fixture(tmp / "raw_bad")
     (bad / "esin.csv").write_text("finess_geo;annee;signalements\n140000001;2024;1\n", encoding="utf-8")
@@ -149,7 +152,7 @@ def test_failed_run_leaves_previous_outputs_untouched(built, monkeypatch):
 
     monkeypatch.setattr(pipeline, "run_notebook", boom)
     with pytest.raises(RuntimeError, match="panne simulée"):
-        build_report(params(tmp, data, out, force=True, fiches=False))
+        build_report(params(tmp_path, data, out, force=True, fiches=False))
     assert _snapshot(final) == before
     assert not list(out.glob(".tmp-*"))
 

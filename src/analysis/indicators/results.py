@@ -343,12 +343,18 @@ def ensure_results(ctx, upto: str | None = None) -> Results:
     return load_results(ctx.out_dir, upto=upto)
 
 
-def ensure_sheet_results(ctx) -> Results:
-    """Comme :func:`ensure_results`, puis l'étape des fiches (:func:`run_veille_fiches`) si elle
-    manque ; renvoie les résultats avec ce que lisent les fiches."""
+def compute_sheet_results(ctx) -> None:
+    """Les étapes qui manquent (:func:`compute_missing`), puis l'étape des fiches
+    (:func:`run_veille_fiches`) si elle manque, sans les relire."""
     compute_missing(ctx)
     if not (Path(ctx.out_dir) / RESULTS_DIR / "suivi_historique.parquet").is_file():
         run_veille_fiches(ctx)
+
+
+def ensure_sheet_results(ctx) -> Results:
+    """Comme :func:`ensure_results`, puis l'étape des fiches (:func:`run_veille_fiches`) si elle
+    manque ; renvoie les résultats avec ce que lisent les fiches."""
+    compute_sheet_results(ctx)
     return load_results(ctx.out_dir, fiches=True)
 
 

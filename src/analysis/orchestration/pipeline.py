@@ -712,7 +712,8 @@ def _check_referential(result) -> None:
 
 
 def build_region(params: Params, prep: Prepared, region: str, digest: str, progress: Progress,
-                 kernel: NotebookKernel | None = None, pool=None, release_kernel: bool = True) -> Path:
+                 kernel: NotebookKernel | None = None, pool=None, release_kernel: bool = True,
+                 stages=None) -> Path:
     """Notebooks, renderings and manifest of one region, written atomically.
 
     Déroulement : empreinte des données de la région (rapport publié gardé tel quel si elle n'a pas
@@ -727,6 +728,9 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     la fin des notebooks sauf ``release_kernel=False`` (noyau gardé pour la région suivante).
     ``pool`` : processus des fiches, créés avant tout noyau ; les fiches sont alors rendues pendant
     que les notebooks s'exécutent (sinon un pool est créé ici quand ``params.jobs > 1``).
+    ``stages`` : processus des résultats (:func:`stage_worker`) ; les étapes et les résultats des
+    fiches y sont calculés, et non dans un fil de ce processus, dont l'interpréteur reste au client
+    des notebooks, aux fiches et au rendu.
     """
     import concurrent.futures
     import contextlib
@@ -793,9 +797,15 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
             from ..indicators.results import STAGES
 
             # une étape après l'autre : chaque notebook part dès que les étapes qu'il lit sont faites
-            pending = {name: concurrent.futures.Future() for name, _, _ in STAGES}
-            stage_names = list(pending)
-            runner = computing.submit(_run_stages, ctx, dict(pending))
+            stage_names = [name for name, _, _ in STAGES]
+            if stages is not None:
+                # dans le processus des résultats, dans l'ordre (un seul processus) ; runner : fini
+                # quand toutes le sont, en échec ou non
+                pending = {name: stages.submit(_stage_in_worker, nb_params, name) for name in stage_names}
+                runner = computing.submit(concurrent.futures.wait, list(pending.values()))
+            else:
+                pending = {name: concurrent.futures.Future() for name in stage_names}
+                runner = computing.submit(_run_stages, ctx, dict(pending))
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
 
             def start_background(pool_=pool) -> None:
@@ -803,7 +813,8 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 # (rendues par le pool), écrit le classeur et charge les moteurs du rendu
                 if params.fiches:
                     background.append(behind.submit(_start_fiches, ctx, tmp, result.tables, rules, annee,
-                                                    region, prep.fictif, params, progress, pool_, cache_dir))
+                                                    region, prep.fictif, params, progress, pool_, cache_dir,
+                                                    stages=stages, nb_params=nb_params))
                 background.append(behind.submit(_write_workbook, tmp, rules, result, annee, region, progress))
                 computing.submit(_warm_renderers)  # avant le rendu du rapport, dans la même file
 
@@ -906,6 +917,68 @@ def _run_stages(ctx, futures: dict) -> None:
                 raise
             return
         futures[name].set_result(None)
+
+
+#: contexte de la région dans le processus des résultats : (dossier du rapport, contexte, échec)
+_STAGE_STATE: dict = {}
+
+
+def stage_worker():
+    """Processus des résultats d'une région (exécuteur à un processus) : les étapes (:func:`_stage_in_worker`) et
+    les résultats des fiches (:func:`_sheet_results_in_worker`) y sont calculés, sur le contexte
+    que lisent les notebooks, qu'il charge lui-même. Le processus principal tient sinon son verrou
+    d'interpréteur pendant toute une relance (calcul des résultats, client des notebooks, fiches,
+    rendu) : mesuré avec py-spy, les résultats en prenaient plus du tiers.
+
+    Créé par « fork » avant tout noyau Jupyter ou client ZMQ (comme les processus des fiches), en
+    priorité normale (il est sur le chemin des notebooks), ses imports faits tout de suite, pendant
+    la lecture des données. ``None`` sans « fork » : les étapes sont alors calculées dans un fil."""
+    import concurrent.futures
+    import multiprocessing as mp
+
+    if "fork" not in mp.get_all_start_methods():
+        return None
+    executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+    executor.submit(_warm_stage_worker)  # crée le processus maintenant (avant le noyau)
+    return executor
+
+
+def _warm_stage_worker() -> None:
+    """Imports du calcul des résultats (SciPy compris), dans le processus des résultats."""
+    from ..indicators import results, stats  # noqa: F401
+
+    stats._scipy_stats()
+    from . import context  # noqa: F401
+
+
+def _stage_context(nb_params: dict, after_failure: bool = False):
+    """Contexte de la région dans le processus des résultats, chargé une fois par rapport. Lève
+    l'erreur d'une étape précédente en échec (les suivantes ne sont pas calculées), sauf
+    ``after_failure`` (résultats des fiches : les notebooks ont alors calculé les étapes)."""
+    st = _STAGE_STATE
+    if st.get("dossier") != nb_params["out_dir"]:
+        st.clear()
+        st.update(dossier=nb_params["out_dir"], ctx=_context(nb_params), echec=None)
+    if st["echec"] is not None and not after_failure:
+        raise st["echec"]
+    return st["ctx"]
+
+
+def _stage_in_worker(nb_params: dict, name: str) -> None:
+    """Une étape des résultats (jusqu'à ``name``), dans le processus des résultats."""
+    ctx = _stage_context(nb_params)
+    try:
+        _compute_results(ctx, name)
+    except Exception as exc:
+        _STAGE_STATE["echec"] = exc
+        raise
+
+
+def _sheet_results_in_worker(nb_params: dict) -> None:
+    """Résultats que seules les fiches lisent, dans le processus des résultats."""
+    from ..indicators.results import compute_sheet_results
+
+    compute_sheet_results(_stage_context(nb_params, after_failure=True))
 
 
 def _warm_renderers() -> None:
@@ -1015,8 +1088,12 @@ def build_report(params: Params) -> list[Path]:
     parallel_regions = multi and params.jobs > 1 and not _typst_started()
     finals: list[Path] = []
     with contextlib.ExitStack() as stack:
-        pool = kernel = None
+        pool = kernel = stages = None
         if not parallel_regions:
+            if params.jobs > 1:
+                stages = stage_worker()
+                if stages is not None:  # à la sortie, travaux pas encore commencés abandonnés
+                    stack.callback(stages.shutdown, wait=True, cancel_futures=True)
             if params.fiches and params.jobs > 1:
                 from ..publishing.fiches import fiche_pool
 
@@ -1064,7 +1141,7 @@ def build_report(params: Params) -> list[Path]:
         else:
             for i, region in enumerate(regions):
                 finals.append(build_region(params, prep, region, digest, progress, kernel=kernel, pool=pool,
-                                           release_kernel=i == len(regions) - 1))
+                                           release_kernel=i == len(regions) - 1, stages=stages))
     if multi and progress.reused:
         progress.say(f"{len(finals) - len(progress.reused)} rapport(s) régional(aux) refait(s), "
                      f"{len(progress.reused)} repris tel(s) quel(s) (régions non touchées par les changements).")
@@ -1125,7 +1202,8 @@ def fiches_cache_dir(params: Params) -> Path:
     return params.processed_dir / FICHES_CACHE
 
 
-def _start_fiches(ctx, tmp, tables, rules, annee, region, fictif, params, progress, pool, cache_dir):
+def _start_fiches(ctx, tmp, tables, rules, annee, region, fictif, params, progress, pool, cache_dir,
+                  stages=None, nb_params=None):
     """Prépare les fiches de la région et lance leur rendu ; renvoie la fonction qui attend la fin.
 
     Une fiche dont le contenu, le gabarit et le moteur n'ont pas changé depuis un rendu précédent
@@ -1133,15 +1211,20 @@ def _start_fiches(ctx, tmp, tables, rules, annee, region, fictif, params, progre
     sont rendues (le cache est seulement mis à jour). Avec ``pool`` les PDF sont produits en
     arrière-plan (pendant le notebook du rapport) ; sans pool, ils le sont à l'appel de la fonction
     renvoyée, dans ce processus."""
-    from ..indicators.results import ensure_sheet_results
+    from ..indicators.results import ensure_sheet_results, load_results
     from ..publishing import fiches, fiches_data
     from ..reading.regions import region_label
 
     label = region_label(region)
     t0 = time.perf_counter()
-    # résultats que seules les fiches lisent (suivi en veille, historique) : calculés ici, pendant
-    # que le noyau exécute le notebook du rapport
-    data = fiches_data.build_fiches(tables, rules, annee, region, ensure_sheet_results(ctx))
+    # résultats que seules les fiches lisent (suivi en veille, historique) : calculés pendant que le
+    # noyau exécute le notebook du rapport, dans le processus des résultats s'il y en a un
+    if stages is not None:
+        stages.submit(_sheet_results_in_worker, nb_params).result()
+        res = load_results(tmp, fiches=True)
+    else:
+        res = ensure_sheet_results(ctx)
+    data = fiches_data.build_fiches(tables, rules, annee, region, res)
     t_data = time.perf_counter() - t0
     progress.timings["fiches_donnees"] = progress.timings.get("fiches_donnees", 0.0) + t_data
     report = None if params.quiet else (lambda done, total: progress.say(f"  fiches {done}/{total}"))
