@@ -433,3 +433,44 @@ def test_figures_reused_from_the_cache_give_the_bytes_of_a_cold_run(built, tmp_p
     for name in ("rapport_annuel.html", "rapport_annuel.pdf", "ciblage.csv", "suivi_engagements.csv",
                  "tendances.csv", "alertes.csv", *(f"notebooks/{nb}" for nb in pipeline.NOTEBOOKS)):
         assert got[name] == want[name], name
+
+
+def test_ctrl_c_during_the_stages_stops_every_process_and_keeps_the_report(built, tmp_path):
+    """Ctrl-C (SIGINT à tout le groupe de processus, comme au terminal) pendant les étapes des
+    résultats : le programme s'arrête en quelques secondes avec « Interrompu » et le code 130, sans
+    laisser de processus (processus des résultats, des fiches, noyau), ni de trace d'un processus de
+    travail, ni toucher au rapport publié. Avant que les processus de travail ignorent SIGINT, l'arrêt
+    du pool des fiches restait bloqué."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    tmp, data, out, final = built
+    before = _snapshot(final)
+    shutil.copytree(tmp / "processed", tmp_path / "processed")
+    cmd = [sys.executable, "-m", "analysis", "report", "--data", str(data), "--out", str(out), "--processed",
+           str(tmp_path / "processed"), "--region", "28", "--jobs", "2", "--force"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, cwd=str(tmp_path))
+    lines = []
+    for line in proc.stdout:  # le premier notebook démarre : les étapes sont en cours
+        lines.append(line)
+        if "Notebook 1/5" in line:
+            break
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 3  # processus des résultats, des fiches, noyau
+    time.sleep(0.3)
+    os.killpg(proc.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    rest, _ = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 15
+    text = "".join(lines) + rest
+    assert proc.returncode == 130 and "Interrompu" in text
+    assert "Traceback" not in text and "KeyboardInterrupt" not in text
+    assert not [c for c in children if c.is_running() and c.status() != psutil.STATUS_ZOMBIE]
+    assert _snapshot(final) == before
+    assert not list(out.glob(".tmp-*"))

@@ -734,6 +734,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     """
     import concurrent.futures
     import contextlib
+    import functools
 
     from ..publishing import outputs
 
@@ -798,14 +799,25 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
 
             # une étape après l'autre : chaque notebook part dès que les étapes qu'il lit sont faites
             stage_names = [name for name, _, _ in STAGES]
+            pending = None
             if stages is not None:
-                # dans le processus des résultats, dans l'ordre (un seul processus) ; runner : fini
-                # quand toutes le sont, en échec ou non
-                pending = {name: stages.submit(_stage_in_worker, nb_params, name) for name in stage_names}
-                runner = computing.submit(concurrent.futures.wait, list(pending.values()))
-            else:
+                from concurrent.futures.process import BrokenProcessPool
+
+                # dans le processus des résultats, dans l'ordre (un seul processus) ; wait_stages :
+                # attend qu'elles soient toutes finies, en échec ou non
+                try:
+                    pending = {name: stages.submit(_stage_in_worker, nb_params, name) for name in stage_names}
+                    wait_stages = functools.partial(concurrent.futures.wait, list(pending.values()))
+                    # à la sortie (échec d'un notebook, Ctrl-C), étapes pas encore commencées
+                    # abandonnées, et celle en cours attendue : elle écrit dans le dossier temporaire
+                    stack.callback(_cancel_and_wait, list(pending.values()))
+                except BrokenProcessPool:  # arrêté (mémoire…) avant même les étapes : ici, dans un fil
+                    log.warning("Avertissement : le processus des résultats s'est arrêté ; les résultats sont "
+                                "calculés dans le processus principal.")
+                    pending = stages = None
+            if pending is None:
                 pending = {name: concurrent.futures.Future() for name in stage_names}
-                runner = computing.submit(_run_stages, ctx, dict(pending))
+                wait_stages = computing.submit(_run_stages, ctx, dict(pending)).result
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
 
             def start_background(pool_=pool) -> None:
@@ -826,7 +838,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 if pending and need is not None:
                     wanted = [pending.pop(n) for n in stage_names[:stage_names.index(need) + 1] if n in pending]
                     with progress.timed("resultats_attente"):
-                        ready = _results_or_notebooks(wanted, runner, tmp)
+                        ready = _results_or_notebooks(wanted, wait_stages, tmp)
                     if not ready:
                         pending = {}  # les notebooks calculent eux-mêmes ce qui manque
                     elif not pending:
@@ -938,7 +950,10 @@ def stage_worker():
 
     if "fork" not in mp.get_all_start_methods():
         return None
-    executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=mp.get_context("fork"))
+    from ..publishing.fiches import ignore_interrupt
+
+    executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=mp.get_context("fork"),
+                                                      initializer=ignore_interrupt)
     executor.submit(_warm_stage_worker)  # crée le processus maintenant (avant le noyau)
     return executor
 
@@ -972,6 +987,15 @@ def _stage_in_worker(nb_params: dict, name: str) -> None:
     except Exception as exc:
         _STAGE_STATE["echec"] = exc
         raise
+
+
+def _cancel_and_wait(jobs: list) -> None:
+    """Abandonne les travaux pas encore commencés et attend la fin de celui en cours."""
+    import concurrent.futures
+
+    for job in jobs:
+        job.cancel()
+    concurrent.futures.wait(jobs)
 
 
 def _sheet_results_in_worker(nb_params: dict) -> None:
@@ -1021,11 +1045,11 @@ def _reuse_region(final: Path, key: str, params, rules, result, annee, region, f
     return True
 
 
-def _results_or_notebooks(pending: list, runner, tmp: Path) -> bool:
+def _results_or_notebooks(pending: list, wait_stages, tmp: Path) -> bool:
     """Attend les étapes ``pending`` ; vrai si elles sont faites. Si l'une n'a pas pu être calculée
-    (le calcul des étapes, ``runner``, s'arrête alors), les résultats partiels sont effacés et les
-    notebooks suivants les calculent eux-mêmes (``ctx.results()``) : l'erreur apparaît alors dans le
-    notebook concerné, gardé pour diagnostic comme tout notebook en échec."""
+    (le calcul des étapes s'arrête alors ; ``wait_stages()`` attend sa fin), les résultats partiels
+    sont effacés et les notebooks suivants les calculent eux-mêmes (``ctx.results()``) : l'erreur
+    apparaît alors dans le notebook concerné, gardé pour diagnostic comme tout notebook en échec."""
     from ..indicators.results import RESULTS_DIR
 
     try:
@@ -1033,9 +1057,13 @@ def _results_or_notebooks(pending: list, runner, tmp: Path) -> bool:
             job.result()
         return True
     except Exception as exc:  # noqa: BLE001 - refait (et signalé s'il échoue encore) par le notebook
-        log.warning("Avertissement : calcul anticipé des résultats impossible (%s : %s) ; les notebooks "
-                    "les calculent eux-mêmes.", type(exc).__name__, exc)
-        runner.result()  # fini juste après l'étape en échec : plus rien n'écrit dans les résultats
+        from concurrent.futures.process import BrokenProcessPool
+
+        detail = ("le processus des résultats s'est arrêté" if isinstance(exc, BrokenProcessPool)
+                  else f"{type(exc).__name__} : {exc}")
+        log.warning("Avertissement : calcul anticipé des résultats impossible (%s) ; les notebooks "
+                    "les calculent eux-mêmes.", detail)
+        wait_stages()  # fini juste après l'étape en échec : plus rien n'écrit dans les résultats
         shutil.rmtree(tmp / RESULTS_DIR, ignore_errors=True)
         return False
 
@@ -1219,10 +1247,17 @@ def _start_fiches(ctx, tmp, tables, rules, annee, region, fictif, params, progre
     t0 = time.perf_counter()
     # résultats que seules les fiches lisent (suivi en veille, historique) : calculés pendant que le
     # noyau exécute le notebook du rapport, dans le processus des résultats s'il y en a un
+    res = None
     if stages is not None:
-        stages.submit(_sheet_results_in_worker, nb_params).result()
-        res = load_results(tmp, fiches=True)
-    else:
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            stages.submit(_sheet_results_in_worker, nb_params).result()
+            res = load_results(tmp, fiches=True)
+        except BrokenProcessPool:  # processus des résultats arrêté (mémoire…) : calculés ici
+            log.warning("Avertissement : le processus des résultats s'est arrêté ; les résultats des fiches "
+                        "sont calculés dans le processus principal.")
+    if res is None:
         res = ensure_sheet_results(ctx)
     data = fiches_data.build_fiches(tables, rules, annee, region, res)
     t_data = time.perf_counter() - t0

@@ -780,7 +780,22 @@ def _ordered(fiches: list[dict], out_dir: Path, annee: int, check: bool = True) 
 BACKGROUND_NICE = 19
 
 
+def ignore_interrupt() -> None:
+    """Dans un processus de travail : Ctrl-C (SIGINT, envoyé à tout le groupe de processus) est
+    laissé au processus principal, qui arrête alors ses processus de travail. Sans cela, chacun
+    s'arrête de lui-même, avec sa trace, est remplacé par le pool, et l'arrêt du pool peut rester
+    bloqué (observé)."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def _foreground_worker() -> None:
+    ignore_interrupt()
+
+
 def _background_worker() -> None:
+    ignore_interrupt()
     # un fil de calcul par processus de fiches : le compilateur Typst en lancerait sinon un par cœur
     # dans chaque processus (rayon), qui disputeraient les cœurs aux notebooks et au rapport
     os.environ["RAYON_NUM_THREADS"] = "1"
@@ -829,7 +844,7 @@ def fiche_pool(jobs: int, *, background: bool = False):
     if typst_started() or "fork" not in mp.get_all_start_methods():
         return _InlinePool()
     return mp.get_context("fork").Pool(max(1, int(jobs)),
-                                       initializer=_background_worker if background else None)
+                                       initializer=_background_worker if background else _foreground_worker)
 
 
 def start_render_fiches(
