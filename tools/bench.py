@@ -63,7 +63,7 @@ PARTIES = {
     "lecture": "lecture et validation des entrées",
     "fiches_donnees": "contenu des fiches (build_fiches)",
     "notebooks": "5 notebooks (un noyau)",
-    "resultats_attente": "attente des résultats (calculés pendant le notebook 01)",
+    "resultats_attente": "attente des résultats (calculés pendant les notebooks 01 à 03)",
     "pdf": "rapport HTML + PDF",
     "xlsx": "classeur XLSX",
     "fiches": "fiches PDF (de leur préparation à leur relevé, après le rapport : en arrière-plan)",

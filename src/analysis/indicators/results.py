@@ -8,7 +8,7 @@
   évolutions, entonnoirs, comparaisons ciblés / non ciblés, signaux d'alerte ;
 - pour les fiches seulement : :func:`run_veille_fiches` -> ``resultats/suivi_veille.parquet`` (tous les
   établissements en veille, année N) et ``resultats/suivi_historique.parquet`` (les trois années
-  précédentes), calculés après les étapes du rapport (:func:`ensure_sheet_results`), pendant que le
+  précédentes), calculés après les étapes du rapport (:func:`compute_sheet_results`), pendant que le
   noyau exécute le notebook du rapport : aucun notebook ne les lit.
 
 ``make report`` calcule ces étapes une fois, une à une (:func:`ensure_results`), sur les tables que

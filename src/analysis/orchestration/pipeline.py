@@ -717,12 +717,12 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     """Notebooks, renderings and manifest of one region, written atomically.
 
     Déroulement : empreinte des données de la région (rapport publié gardé tel quel si elle n'a pas
-    changé, voir :func:`region_key`) ; résultats calculés étape par étape dans un fil pendant que le
-    noyau exécute le notebook 01, puis 02 dès que le ciblage est fait et 03 dès que le suivi l'est ;
-    puis le notebook du rapport, dont le HTML et le PDF sont composés dans ce fil pendant que le noyau
-    exécute 04 ; fiches préparées (après les résultats qu'elles seules lisent : suivi en veille,
-    historique) et classeur écrits dans un second fil dès que les résultats du rapport sont prêts
-    (voir :data:`EXECUTION_ORDER`).
+    changé, voir :func:`region_key`) ; résultats calculés étape par étape (dans le processus des
+    résultats ``stages``, sinon dans un fil) pendant que le noyau exécute le notebook 01, puis 02 dès
+    que le ciblage est fait et 03 dès que le suivi l'est ; puis le notebook du rapport, dont le HTML et
+    le PDF sont composés dans un fil pendant que le noyau exécute 04 ; fiches préparées (après les
+    résultats qu'elles seules lisent : suivi en veille, historique) et classeur écrits dans un second
+    fil dès que les résultats du rapport sont prêts (voir :data:`EXECUTION_ORDER`).
 
     ``kernel`` : noyau déjà démarré à réutiliser (sinon un noyau pour cette région) ; arrêté dès
     la fin des notebooks sauf ``release_kernel=False`` (noyau gardé pour la région suivante).
@@ -781,13 +781,15 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 kernel.start()
                 release_kernel = True
             outputs.write_csv(result.rejects, tmp / "rejets.csv")
-            # Résultats de la région (ciblage, suivi, tendances, alertes) calculés une fois, ici, sur
-            # les tables que lisent les notebooks, pendant que le noyau exécute le notebook 01 (qui
-            # n'en a pas besoin) ; les notebooks 02 à 05, les fiches et le classeur les relisent.
+            # Résultats de la région (ciblage, suivi, tendances, alertes) calculés une fois, sur les
+            # tables que lisent les notebooks, pendant que le noyau exécute le notebook 01 (qui n'en a
+            # pas besoin) : dans le processus des résultats (``stages``), sinon dans le premier fil ;
+            # les notebooks 02 à 05, les fiches et le classeur les relisent.
             # Avec --jobs 1 (et dans chaque processus de région avec REGION=toutes), tout se fait dans
             # ce fil, à son tour : pas de fil de plus, dont l'allocateur garderait sa propre mémoire.
-            # deux fils : les résultats puis le rapport HTML et PDF ; en arrière-plan, les fiches et le
-            # classeur (le rapport n'attend pas que les fiches soient préparées)
+            # deux fils : les résultats (sans processus des résultats) puis le rapport HTML et PDF ; en
+            # arrière-plan, les fiches et le classeur (le rapport n'attend pas que les fiches soient
+            # préparées)
             computing, behind = ((concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix=name)
                                   for name in ("resultats", "arriere-plan")) if params.jobs > 1
                                  else (_InlineExecutor(), _InlineExecutor()))
