@@ -95,31 +95,38 @@ def test_stages_run_in_one_other_process_and_stop_at_the_first_failure(built, tm
     """``make report`` (``--jobs 2``) calcule les étapes dans un processus à part (le processus
     principal garde son interpréteur pour le client des notebooks, les fiches et le rendu) : dans
     l'ordre, dans un seul processus, avec les mêmes octets que le rapport partagé. Une étape en
-    échec : les suivantes reçoivent son erreur sans être calculées ; les résultats des fiches, que
-    l'on demande ensuite (les notebooks ont alors calculé les étapes), le sont quand même."""
+    échec : les suivantes reçoivent son erreur (sous un type qui traverse les processus) sans être
+    calculées ; les résultats des fiches, demandés ensuite (les notebooks ont alors calculé les
+    étapes), le sont quand même. Abandon (sortie en échec) : les étapes déjà transmises au processus
+    rendent aussitôt une erreur, sans calcul."""
     import os
+    import time
     from pathlib import Path
 
     log = tmp_path / "appels.txt"
     real = pipeline._compute_results
-    fail = {"suivi"}
 
     def recording(ctx, upto=None):
         with open(log, "a", encoding="utf-8") as fh:
             fh.write(f"{os.getpid()} {upto}\n")
-        if upto in fail and "echec" in str(ctx.out_dir):
+        if upto == "suivi" and "echec" in str(ctx.out_dir):
             raise ValueError("étape en échec simulée")
+        if "lente" in str(ctx.out_dir):
+            time.sleep(1.0)
         real(ctx, upto)
 
+    def calls():
+        return [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
+
     monkeypatch.setattr(pipeline, "_compute_results", recording)  # avant le fork du processus
-    stages = pipeline.stage_worker()
+    stages = pipeline.StageWorker.create()
     try:
         ok = _nb_params(built, tmp_path / "ok")
-        done = [stages.submit(pipeline._stage_in_worker, ok, n).result() for n in ("ciblage", "suivi", "tendances")]
+        done = [stages.submit(pipeline._stage_in_worker, ok, n).result(timeout=120)
+                for n in ("ciblage", "suivi", "tendances")]
         assert done == [None] * 3
-        calls = [line.split() for line in log.read_text(encoding="utf-8").splitlines()]
-        assert [u for _, u in calls] == ["ciblage", "suivi", "tendances"]
-        assert len({p for p, _ in calls}) == 1 and calls[0][0] != str(os.getpid())
+        assert [u for _, u in calls()] == ["ciblage", "suivi", "tendances"]
+        assert len({p for p, _ in calls()}) == 1 and calls()[0][0] != str(os.getpid())
         final = built[3] / R.RESULTS_DIR
         for name in ("ciblage", "suivi", "tendances", "alertes"):
             assert (Path(ok["out_dir"]) / R.RESULTS_DIR / f"{name}.parquet").read_bytes() == \
@@ -128,13 +135,24 @@ def test_stages_run_in_one_other_process_and_stop_at_the_first_failure(built, tm
         log.unlink()
         bad = _nb_params(built, tmp_path / "echec")
         jobs = [stages.submit(pipeline._stage_in_worker, bad, n) for n in ("ciblage", "suivi", "tendances")]
-        assert jobs[0].result() is None
+        assert jobs[0].result(timeout=120) is None
         for job in jobs[1:]:
-            with pytest.raises(ValueError, match="étape en échec simulée"):
-                job.result()
-        assert [line.split()[1] for line in log.read_text(encoding="utf-8").splitlines()] == ["ciblage", "suivi"]
-        stages.submit(pipeline._sheet_results_in_worker, bad).result()
+            with pytest.raises(pipeline.StageFailed, match="ValueError : étape en échec simulée"):
+                job.result(timeout=120)
+        assert [u for _, u in calls()] == ["ciblage", "suivi"]
+        stages.submit(pipeline._sheet_results_in_worker, bad).result(timeout=120)
         res = R.load_results(bad["out_dir"], fiches=True)
         assert len(res.suivi_historique) and res.tendances is not None
+
+        log.unlink()
+        slow = _nb_params(built, tmp_path / "lente")
+        jobs = [stages.submit(pipeline._stage_in_worker, slow, n) for n in ("ciblage", "suivi", "tendances")]
+        while not log.is_file():  # la première étape a commencé
+            time.sleep(0.05)
+        stages.abandon(jobs)
+        assert jobs[0].result() is None  # celle en cours finit (elle écrit dans le dossier)
+        for job in jobs[1:]:
+            assert job.cancelled() or isinstance(job.exception(), pipeline.StageAbandoned)
+        assert [u for _, u in calls()] == ["ciblage"]
     finally:
-        stages.shutdown(wait=True)
+        stages.shutdown()

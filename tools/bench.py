@@ -301,9 +301,13 @@ def machine_info() -> dict:
         load = ", ".join(_fr(x, 2) for x in os.getloadavg())
     except OSError:
         load = None
+    try:
+        cores = len(os.sched_getaffinity(0))  # cœurs permis à ce processus (cgroups, affinité)
+    except (AttributeError, OSError):
+        cores = os.cpu_count()
     return {
         "cpu": cpu,
-        "coeurs": os.cpu_count(),
+        "coeurs": cores,
         "memoire_octets": mem,
         "python": platform.python_version(),
         "systeme": f"{platform.system()} {platform.release()}",

@@ -728,7 +728,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     la fin des notebooks sauf ``release_kernel=False`` (noyau gardé pour la région suivante).
     ``pool`` : processus des fiches, créés avant tout noyau ; les fiches sont alors rendues pendant
     que les notebooks s'exécutent (sinon un pool est créé ici quand ``params.jobs > 1``).
-    ``stages`` : processus des résultats (:func:`stage_worker`) ; les étapes et les résultats des
+    ``stages`` : processus des résultats (:class:`StageWorker`) ; les étapes et les résultats des
     fiches y sont calculés, et non dans un fil de ce processus, dont l'interpréteur reste au client
     des notebooks, aux fiches et au rendu.
     """
@@ -810,9 +810,10 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 try:
                     pending = {name: stages.submit(_stage_in_worker, nb_params, name) for name in stage_names}
                     wait_stages = functools.partial(concurrent.futures.wait, list(pending.values()))
-                    # à la sortie (échec d'un notebook, Ctrl-C), étapes pas encore commencées
-                    # abandonnées, et celle en cours attendue : elle écrit dans le dossier temporaire
-                    stack.callback(_cancel_and_wait, list(pending.values()))
+                    # sortie en échec (notebook, Ctrl-C) : étapes pas encore faites abandonnées, celle
+                    # en cours attendue (elle écrit dans le dossier temporaire)
+                    stack.push(lambda kind, *_, jobs=list(pending.values()), worker=stages: kind is not None
+                               and worker.abandon(jobs))
                 except BrokenProcessPool:  # arrêté (mémoire…) avant même les étapes : ici, dans un fil
                     log.warning("Avertissement : le processus des résultats s'est arrêté ; les résultats sont "
                                 "calculés dans le processus principal.")
@@ -933,31 +934,69 @@ def _run_stages(ctx, futures: dict) -> None:
         futures[name].set_result(None)
 
 
-#: contexte de la région dans le processus des résultats : (dossier du rapport, contexte, échec)
+#: dans le processus des résultats : dossier du rapport en construction, son contexte, l'erreur d'une
+#: étape en échec (les suivantes la reçoivent sans être calculées)
 _STAGE_STATE: dict = {}
+#: dans le processus des résultats : signal « travaux abandonnés » (:meth:`StageWorker.abandon`)
+_STAGE_ABANDON: list = []
 
 
-def stage_worker():
-    """Processus des résultats d'une région (exécuteur à un processus) : les étapes (:func:`_stage_in_worker`) et
-    les résultats des fiches (:func:`_sheet_results_in_worker`) y sont calculés, sur le contexte
-    que lisent les notebooks, qu'il charge lui-même. Le processus principal tient sinon son verrou
-    d'interpréteur pendant toute une relance (calcul des résultats, client des notebooks, fiches,
-    rendu) : mesuré avec py-spy, les résultats en prenaient plus du tiers.
+class StageWorker:
+    """Processus des résultats d'une construction (un processus, ``concurrent.futures``) : les
+    étapes (:func:`_stage_in_worker`) et les résultats des fiches (:func:`_sheet_results_in_worker`)
+    de chaque région y sont calculés, sur le contexte que lisent les notebooks, qu'il charge
+    lui-même. Le processus principal tenait sinon son verrou d'interpréteur pendant toute une
+    relance (calcul des résultats, client des notebooks, fiches, rendu) : mesuré avec py-spy, les
+    résultats en prenaient plus du tiers.
 
-    Créé par « fork » avant tout noyau Jupyter ou client ZMQ (comme les processus des fiches), en
-    priorité normale (il est sur le chemin des notebooks), ses imports faits tout de suite, pendant
-    la lecture des données. ``None`` sans « fork » : les étapes sont alors calculées dans un fil."""
-    import concurrent.futures
-    import multiprocessing as mp
+    Créé par « fork » avant les processus des fiches et tout noyau Jupyter ou client ZMQ, en priorité
+    normale (il est sur le chemin des notebooks), ses imports faits tout de suite, pendant la lecture
+    des données. Il ne se sert pas de Typst : le créer après un rendu Typst de ce processus est sans
+    risque. Les processus des fiches sont ensuite créés alors que le fil de gestion de l'exécuteur
+    existe ; ce fil attend sur des tubes et ne tient aucun verrou dont ils se servent (CPython
+    réinitialise les siens au « fork »).
+    """
 
-    if "fork" not in mp.get_all_start_methods():
-        return None
+    def __init__(self) -> None:
+        import concurrent.futures
+        import multiprocessing as mp
+
+        fork = mp.get_context("fork")
+        self._abandoned = fork.Event()
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            1, mp_context=fork, initializer=_init_stage_worker, initargs=(self._abandoned,))
+        self.executor.submit(_warm_stage_worker)  # crée le processus maintenant (avant le noyau)
+
+    @classmethod
+    def create(cls) -> "StageWorker | None":
+        """``None`` sans « fork » (les étapes sont alors calculées dans un fil)."""
+        import multiprocessing as mp
+
+        return cls() if "fork" in mp.get_all_start_methods() else None
+
+    def submit(self, fn, *args):
+        return self.executor.submit(fn, *args)
+
+    def abandon(self, jobs: list) -> None:
+        """Sortie en échec (notebook en échec, Ctrl-C) : les travaux en attente sont abandonnés (ceux
+        déjà transmis au processus, que ``cancel()`` n'arrête plus, rendent aussitôt une erreur), et
+        celui en cours est attendu, car il écrit dans le dossier temporaire."""
+        import concurrent.futures
+
+        self._abandoned.set()
+        for job in jobs:
+            job.cancel()
+        concurrent.futures.wait(jobs)
+
+    def shutdown(self) -> None:
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+def _init_stage_worker(abandoned) -> None:
     from ..publishing.fiches import ignore_interrupt
 
-    executor = concurrent.futures.ProcessPoolExecutor(1, mp_context=mp.get_context("fork"),
-                                                      initializer=ignore_interrupt)
-    executor.submit(_warm_stage_worker)  # crée le processus maintenant (avant le noyau)
-    return executor
+    ignore_interrupt()
+    _STAGE_ABANDON[:] = [abandoned]
 
 
 def _warm_stage_worker() -> None:
@@ -968,15 +1007,30 @@ def _warm_stage_worker() -> None:
     from . import context  # noqa: F401
 
 
+class StageFailed(RuntimeError):
+    """Erreur d'une étape dans le processus des résultats, rendue au processus principal sous ce
+    seul type (toute exception ne se reconstruit pas après avoir changé de processus)."""
+
+
+class StageAbandoned(StageFailed):
+    """Travail du processus des résultats abandonné : la construction s'arrête."""
+
+
 def _stage_context(nb_params: dict, after_failure: bool = False):
     """Contexte de la région dans le processus des résultats, chargé une fois par rapport. Lève
     l'erreur d'une étape précédente en échec (les suivantes ne sont pas calculées), sauf
     ``after_failure`` (résultats des fiches : les notebooks ont alors calculé les étapes)."""
+    if _STAGE_ABANDON and _STAGE_ABANDON[0].is_set():
+        raise StageAbandoned("travail abandonné (construction interrompue)")
     st = _STAGE_STATE
     if st.get("dossier") != nb_params["out_dir"]:
         st.clear()
-        st.update(dossier=nb_params["out_dir"], ctx=_context(nb_params), echec=None)
-    if st["echec"] is not None and not after_failure:
+        st.update(dossier=nb_params["out_dir"], ctx=None, echec=None)
+        try:
+            st["ctx"] = _context(nb_params)
+        except Exception as exc:  # noqa: BLE001 - rendue par chaque étape, sans recharger
+            st["echec"] = StageFailed(f"{type(exc).__name__} : {exc}")
+    if st["echec"] is not None and (not after_failure or st["ctx"] is None):
         raise st["echec"]
     return st["ctx"]
 
@@ -987,24 +1041,21 @@ def _stage_in_worker(nb_params: dict, name: str) -> None:
     try:
         _compute_results(ctx, name)
     except Exception as exc:
-        _STAGE_STATE["echec"] = exc
-        raise
-
-
-def _cancel_and_wait(jobs: list) -> None:
-    """Abandonne les travaux pas encore commencés et attend la fin de celui en cours."""
-    import concurrent.futures
-
-    for job in jobs:
-        job.cancel()
-    concurrent.futures.wait(jobs)
+        _STAGE_STATE["echec"] = StageFailed(f"{type(exc).__name__} : {exc}")
+        raise _STAGE_STATE["echec"] from None
 
 
 def _sheet_results_in_worker(nb_params: dict) -> None:
     """Résultats que seules les fiches lisent, dans le processus des résultats."""
     from ..indicators.results import compute_sheet_results
 
-    compute_sheet_results(_stage_context(nb_params, after_failure=True))
+    ctx = _stage_context(nb_params, after_failure=True)
+    try:
+        compute_sheet_results(ctx)
+    except Exception as exc:
+        if _STAGE_ABANDON and _STAGE_ABANDON[0].is_set():
+            raise StageAbandoned("travail abandonné (construction interrompue)") from None
+        raise StageFailed(f"{type(exc).__name__} : {exc}") from None
 
 
 def _warm_renderers() -> None:
@@ -1090,9 +1141,10 @@ def build_report(params: Params) -> list[Path]:
     ``params.region`` vaut un code INSEE, ``None`` (la seule région du référentiel) ou ``toutes``
     (chaque région du référentiel, réparties sur ``params.jobs`` processus).
 
-    Une seule région : les processus des fiches sont créés d'abord, puis le noyau des notebooks,
-    qui démarre et importe ses modules pendant la lecture des données ; les fiches sont rendues
-    (en priorité basse) pendant l'exécution des notebooks. Plusieurs régions avec ``jobs > 1`` :
+    Une seule région : le processus des résultats (:class:`StageWorker`, avec ``jobs > 1``) puis ceux
+    des fiches sont créés d'abord, puis le noyau des notebooks, qui démarre et importe ses modules
+    pendant la lecture des données ; les fiches sont rendues (en priorité basse) pendant l'exécution
+    des notebooks. Plusieurs régions avec ``jobs > 1`` :
     une région par processus, les plus grandes d'abord. Le résultat ne dépend pas de ``jobs``.
     """
     import contextlib
@@ -1121,9 +1173,9 @@ def build_report(params: Params) -> list[Path]:
         pool = kernel = stages = None
         if not parallel_regions:
             if params.jobs > 1:
-                stages = stage_worker()
-                if stages is not None:  # à la sortie, travaux pas encore commencés abandonnés
-                    stack.callback(stages.shutdown, wait=True, cancel_futures=True)
+                stages = StageWorker.create()
+                if stages is not None:
+                    stack.callback(stages.shutdown)
             if params.fiches and params.jobs > 1:
                 from ..publishing.fiches import fiche_pool
 
@@ -1259,6 +1311,11 @@ def _start_fiches(ctx, tmp, tables, rules, annee, region, fictif, params, progre
         except BrokenProcessPool:  # processus des résultats arrêté (mémoire…) : calculés ici
             log.warning("Avertissement : le processus des résultats s'est arrêté ; les résultats des fiches "
                         "sont calculés dans le processus principal.")
+        except StageAbandoned:
+            raise
+        except StageFailed as exc:  # refaits ici : une vraie erreur y apparaît de nouveau
+            log.warning("Avertissement : résultats des fiches impossibles dans le processus des résultats "
+                        "(%s) ; ils sont calculés dans le processus principal.", exc)
     if res is None:
         res = ensure_sheet_results(ctx)
     data = fiches_data.build_fiches(tables, rules, annee, region, res)

@@ -593,12 +593,19 @@ _CODE_SALT: str | None = None
 
 def _code_salt() -> str:
     """Ce qui dessine une figure, hors ses arguments : ce module et la mise en forme des nombres,
-    versions de matplotlib, NumPy et pandas."""
+    versions de matplotlib, NumPy, pandas, IPython et Python."""
     global _CODE_SALT
     if _CODE_SALT is None:
+        import platform
+
+        import IPython
+
         from . import fmt
 
-        h = hashlib.sha256(f"{matplotlib.__version__}|{np.__version__}|{pd.__version__}|".encode())
+        # IPython : le SVG gardé est celui que réécrit son affichage (_as_displayed), avec le
+        # xml.dom.minidom de cette version de Python
+        h = hashlib.sha256(f"{matplotlib.__version__}|{np.__version__}|{pd.__version__}|{IPython.__version__}|"
+                           f"{platform.python_version()}|".encode())
         for path in (Path(__file__), Path(fmt.__file__)):
             h.update(path.read_bytes())
         _CODE_SALT = h.hexdigest()
