@@ -495,3 +495,20 @@ def test_results_process_killed_during_the_stages_gives_the_same_report(built, t
     got, want = _snapshot(again), _snapshot(final)
     got.pop("manifest.json"), want.pop("manifest.json")
     assert got == want
+
+
+def test_without_fork_the_stages_run_in_a_thread_with_the_same_bytes(built, tmp_path, monkeypatch):
+    """Sans « fork » (Windows, macOS par défaut), pas de processus des résultats : les étapes sont
+    calculées dans un fil du processus principal, et le rapport est le même à l'octet."""
+    monkeypatch.setattr(pipeline.StageWorker, "create", classmethod(lambda cls: None))
+    started = []
+    real = pipeline._run_stages
+    monkeypatch.setattr(pipeline, "_run_stages", lambda *a: (started.append(1), real(*a))[1])
+    tmp, data, out, final = built
+    shutil.copytree(tmp / "processed", tmp_path / "processed")
+    [again] = build_report(params(tmp_path, data, tmp_path / "out", fiches=False))
+    assert started == [1]
+    got, want = _snapshot(again), _snapshot(final)
+    for name in ("rapport_annuel.html", "rapport_annuel.pdf", "ciblage.csv", "suivi_engagements.csv",
+                 "tendances.csv", "alertes.csv", *(f"notebooks/{nb}" for nb in pipeline.NOTEBOOKS)):
+        assert got[name] == want[name], name
