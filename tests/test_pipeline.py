@@ -491,7 +491,8 @@ def test_results_process_killed_during_the_stages_gives_the_same_report(built, t
 
     monkeypatch.setattr(pipeline, "_compute_results", killed)
     tmp, data, out, final = built
-    [again] = build_report(params(tmp_path, data, tmp_path / "out", force=True))
+    shutil.copytree(tmp / "processed", tmp_path / "processed")  # caches : fiches et figures reprises
+    [again] = build_report(params(tmp_path, data, tmp_path / "out"))
     got, want = _snapshot(again), _snapshot(final)
     got.pop("manifest.json"), want.pop("manifest.json")
     assert got == want
