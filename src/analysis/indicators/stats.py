@@ -29,7 +29,7 @@ import pandas as pd
 from ..publishing.fmt import fmt_shortest
 
 
-def _scipy_stats():
+def scipy_stats():
     """``scipy.stats``, importé au premier calcul : le noyau des notebooks, qui relit des résultats
     déjà calculés, n'en paie pas l'import (0,4 s)."""
     from scipy import stats
@@ -139,7 +139,7 @@ def poisson_lower_pvalue(observed, expected):
     e = e.astype(float)
     out = np.full(o.shape, np.nan)
     ok = np.isfinite(o) & np.isfinite(e) & (e >= 0)
-    out[ok] = _scipy_stats().poisson.cdf(o[ok], e[ok])
+    out[ok] = scipy_stats().poisson.cdf(o[ok], e[ok])
     if scalar:
         return float(out.reshape(-1)[0])
     if index is not None:
@@ -266,14 +266,14 @@ def funnel_limits(
             if kind == "binomial":
                 nn = np.round(nn)
                 args = (nn, p_ref)
-                lo_c = _exact_limit(_scipy_stats().binom, p_lo, args)
-                hi_c = _exact_limit(_scipy_stats().binom, p_hi, args)
+                lo_c = _exact_limit(scipy_stats().binom, p_lo, args)
+                hi_c = _exact_limit(scipy_stats().binom, p_hi, args)
                 lo_c = np.clip(lo_c, 0.0, nn)
                 hi_c = np.clip(hi_c, 0.0, nn)
             else:
                 args = (nn * p_ref,)
-                lo_c = np.clip(_exact_limit(_scipy_stats().poisson, p_lo, args), 0.0, None)
-                hi_c = np.clip(_exact_limit(_scipy_stats().poisson, p_hi, args), 0.0, None)
+                lo_c = np.clip(_exact_limit(scipy_stats().poisson, p_lo, args), 0.0, None)
+                hi_c = np.clip(_exact_limit(scipy_stats().poisson, p_hi, args), 0.0, None)
             lo[ok] = lo_c / nn * scale
             hi[ok] = hi_c / nn * scale
         out[f"bas_{suffix}"] = lo

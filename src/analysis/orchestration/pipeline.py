@@ -988,6 +988,24 @@ class StageWorker:
             job.cancel()
         concurrent.futures.wait(jobs)
 
+    def sheet_results(self, nb_params: dict) -> bool:
+        """Calcule les résultats que seules les fiches lisent (:func:`_sheet_results_in_worker`) ;
+        faux, avec un avertissement, si ce processus n'a pas pu : à calculer alors dans le processus
+        principal (une vraie erreur y apparaît de nouveau). Lève :class:`StageAbandoned`."""
+        from concurrent.futures.process import BrokenProcessPool
+
+        try:
+            self.submit(_sheet_results_in_worker, nb_params).result()
+            return True
+        except BrokenProcessPool:  # processus arrêté (mémoire…)
+            why = "le processus des résultats s'est arrêté"
+        except StageAbandoned:
+            raise
+        except StageFailed as exc:
+            why = f"résultats des fiches impossibles dans le processus des résultats ({exc})"
+        log.warning("Avertissement : %s ; les résultats des fiches sont calculés dans le processus principal.", why)
+        return False
+
     def shutdown(self) -> None:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
@@ -1003,7 +1021,7 @@ def _warm_stage_worker() -> None:
     """Imports du calcul des résultats (SciPy compris), dans le processus des résultats."""
     from ..indicators import results, stats  # noqa: F401
 
-    stats._scipy_stats()
+    stats.scipy_stats()
     from . import context  # noqa: F401
 
 
@@ -1016,11 +1034,20 @@ class StageAbandoned(StageFailed):
     """Travail du processus des résultats abandonné : la construction s'arrête."""
 
 
+def _abandoned() -> bool:
+    """Dans le processus des résultats : la construction a abandonné ses travaux."""
+    return bool(_STAGE_ABANDON) and _STAGE_ABANDON[0].is_set()
+
+
+def _failure(exc: Exception) -> StageFailed:
+    return StageFailed(f"{type(exc).__name__} : {exc}")
+
+
 def _stage_context(nb_params: dict, after_failure: bool = False):
     """Contexte de la région dans le processus des résultats, chargé une fois par rapport. Lève
     l'erreur d'une étape précédente en échec (les suivantes ne sont pas calculées), sauf
     ``after_failure`` (résultats des fiches : les notebooks ont alors calculé les étapes)."""
-    if _STAGE_ABANDON and _STAGE_ABANDON[0].is_set():
+    if _abandoned():
         raise StageAbandoned("travail abandonné (construction interrompue)")
     st = _STAGE_STATE
     if st.get("dossier") != nb_params["out_dir"]:
@@ -1029,7 +1056,7 @@ def _stage_context(nb_params: dict, after_failure: bool = False):
         try:
             st["ctx"] = _context(nb_params)
         except Exception as exc:  # noqa: BLE001 - rendue par chaque étape, sans recharger
-            st["echec"] = StageFailed(f"{type(exc).__name__} : {exc}")
+            st["echec"] = _failure(exc)
     if st["echec"] is not None and (not after_failure or st["ctx"] is None):
         raise st["echec"]
     return st["ctx"]
@@ -1041,7 +1068,7 @@ def _stage_in_worker(nb_params: dict, name: str) -> None:
     try:
         _compute_results(ctx, name)
     except Exception as exc:
-        _STAGE_STATE["echec"] = StageFailed(f"{type(exc).__name__} : {exc}")
+        _STAGE_STATE["echec"] = _failure(exc)
         raise _STAGE_STATE["echec"] from None
 
 
@@ -1053,9 +1080,9 @@ def _sheet_results_in_worker(nb_params: dict) -> None:
     try:
         compute_sheet_results(ctx)
     except Exception as exc:
-        if _STAGE_ABANDON and _STAGE_ABANDON[0].is_set():
+        if _abandoned():
             raise StageAbandoned("travail abandonné (construction interrompue)") from None
-        raise StageFailed(f"{type(exc).__name__} : {exc}") from None
+        raise _failure(exc) from None
 
 
 def _warm_renderers() -> None:
@@ -1301,22 +1328,9 @@ def _start_fiches(ctx, tmp, tables, rules, annee, region, fictif, params, progre
     t0 = time.perf_counter()
     # résultats que seules les fiches lisent (suivi en veille, historique) : calculés pendant que le
     # noyau exécute le notebook du rapport, dans le processus des résultats s'il y en a un
-    res = None
-    if stages is not None:
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            stages.submit(_sheet_results_in_worker, nb_params).result()
-            res = load_results(tmp, fiches=True)
-        except BrokenProcessPool:  # processus des résultats arrêté (mémoire…) : calculés ici
-            log.warning("Avertissement : le processus des résultats s'est arrêté ; les résultats des fiches "
-                        "sont calculés dans le processus principal.")
-        except StageAbandoned:
-            raise
-        except StageFailed as exc:  # refaits ici : une vraie erreur y apparaît de nouveau
-            log.warning("Avertissement : résultats des fiches impossibles dans le processus des résultats "
-                        "(%s) ; ils sont calculés dans le processus principal.", exc)
-    if res is None:
+    if stages is not None and stages.sheet_results(nb_params):
+        res = load_results(tmp, fiches=True)
+    else:
         res = ensure_sheet_results(ctx)
     data = fiches_data.build_fiches(tables, rules, annee, region, res)
     t_data = time.perf_counter() - t0
