@@ -112,7 +112,7 @@ def test_stages_run_in_one_other_process_and_stop_at_the_first_failure(built, tm
         if upto == "suivi" and "echec" in str(ctx.out_dir):
             raise ValueError("étape en échec simulée")
         if "lente" in str(ctx.out_dir):
-            time.sleep(1.0)
+            time.sleep(0.5)
         real(ctx, upto)
 
     def calls():
