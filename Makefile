@@ -14,6 +14,9 @@ RULES  ?= config/regles_cpom.yml
 JOBS   ?= 2
 
 STAMP := $(VENV)/.installe
+# Bytecode du paquet écrit d'avance (rapide quand il est à jour) : sous PYTHONDONTWRITEBYTECODE, chaque
+# processus (principal, noyau des notebooks) recompilerait sinon le paquet à chaque lancement.
+BYTECODE := $(PY) -m compileall -q src/analysis > /dev/null || true
 
 # Sous `make -s`, les étapes longues restent silencieuses.
 ifneq (,$(findstring s,$(firstword -$(MAKEFLAGS))))
@@ -27,7 +30,7 @@ help:
 	@echo "make verify REPORT=reports/2024/28                    refait un rapport publié et le compare"
 	@echo "make test                                             lance les tests"
 	@echo "make bench                                            mesure les performances"
-	@echo "make clean                                            vide les caches (tables nettoyées, sources validées, fiches et figures déjà rendues)"
+	@echo "make clean                                            vide les caches (tables nettoyées, fichiers lus, sources validées, calculs, fiches et figures)"
 	@echo "make lint                                             vérifie le code (ruff)"
 	@echo "make lock                                             régénère requirements.lock (uv, réseau requis)"
 
@@ -42,6 +45,7 @@ $(STAMP): requirements.lock pyproject.toml
 	@touch $(STAMP)
 
 report: $(STAMP)
+	@$(BYTECODE)
 	@$(PY) -m analysis report --data "$(DATA)" --out "$(OUT)" --annee "$(ANNEE)" \
 		--region "$(REGION)" --rules "$(RULES)" --jobs $(JOBS) $(QUIET)
 
@@ -49,6 +53,7 @@ report: $(STAMP)
 # dossier temporaire et compare chaque sortie ; DATA et RULES seulement s'ils ont changé de place.
 verify: $(STAMP)
 	@test -n "$(REPORT)" || { echo "Précisez le rapport : make verify REPORT=reports/<annee>/<region>"; exit 2; }
+	@$(BYTECODE)
 	@$(PY) -m analysis verify "$(REPORT)" $(if $(filter command line,$(origin DATA)),--data "$(DATA)") \
 		$(if $(filter command line,$(origin RULES)),--rules "$(RULES)") --jobs $(JOBS) $(QUIET)
 
@@ -73,6 +78,7 @@ lock: $(STAMP)
 		--python-platform x86_64-manylinux_2_28 --no-header --annotation-style line -o requirements.lock
 
 bench: $(STAMP)
+	@$(BYTECODE)
 	@$(PY) -m analysis bench --out reports
 
 demo: $(STAMP)

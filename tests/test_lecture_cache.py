@@ -31,20 +31,29 @@ def test_one_row_correction_revalidates_only_its_source_and_equals_a_cold_read(t
     shutil.copy(DEMO / "esatis_ssr_2024.xlsx", data)  # un fichier officiel (e-Satis SSR, HAS)
     rules = load_rules()
     cache = ContentCache(tmp_path / "cache", suffix=".pickle")
+    read_cache = ContentCache(tmp_path / "fichiers", suffix=".pickle")
     calls: list[str] = []
+    reads: list[str] = []
     real = cleaning.validate_source
     monkeypatch.setattr(cleaning, "validate_source", lambda src, *a, **k: calls.append(src) or real(src, *a, **k))
+    real_read = cleaning.official.read_candidate
+    monkeypatch.setattr(cleaning.official, "read_candidate", lambda p: reads.append(p.name) or real_read(p))
 
     def read(with_cache=True, salt="code v1"):
         calls.clear()
-        return cleaning.clean_folder(data, rules, cache=cache if with_cache else None, cache_salt=salt)
+        reads.clear()
+        return cleaning.clean_folder(data, rules, cache=cache if with_cache else None, cache_salt=salt,
+                                     read_cache=read_cache if with_cache else None)
 
     read()
     every = sorted(calls)
+    files = sorted(reads)
     assert {"etablissements", "esin", "esatis"} <= set(every)
+    assert len(files) == 12 and "esatis_ssr_2024.xlsx" in files
     assert len(list(cache.folder.glob("*.pickle"))) == len(every)  # une entrée par source validée
+    assert len(list(read_cache.folder.glob("*.pickle"))) == len(files)  # et par fichier lu
     read()
-    assert calls == []  # rien n'a changé : tout est repris
+    assert calls == [] and reads == []  # rien n'a changé : tout est repris, aucun fichier relu
 
     # correction d'une ligne d'esin.csv (0 → 1 signalement)
     esin = data / "esin.csv"
@@ -52,9 +61,9 @@ def test_one_row_correction_revalidates_only_its_source_and_equals_a_cold_read(t
     assert "140000002;2024;0;non" in text
     esin.write_text(text.replace("140000002;2024;0;non", "140000002;2024;1;non"), encoding="utf-8")
     warm = read()
-    assert calls == ["esin"]
+    assert calls == ["esin"] and reads == ["esin.csv"]
     cold = read(with_cache=False)
-    assert sorted(calls) == every
+    assert sorted(calls) == every and sorted(reads) == files
     _same(warm, cold)
     row = warm.tables["esin"].set_index(["finess_geo", "annee"]).loc[("140000002", 2024)]
     assert row["signalements"] == 1

@@ -513,3 +513,51 @@ def test_without_fork_the_stages_run_in_a_thread_with_the_same_bytes(built, tmp_
     for name in ("rapport_annuel.html", "rapport_annuel.pdf", "ciblage.csv", "suivi_engagements.csv",
                  "tendances.csv", "alertes.csv", *(f"notebooks/{nb}" for nb in pipeline.NOTEBOOKS)):
         assert got[name] == want[name], name
+
+
+def test_one_row_correction_recomputes_only_what_reads_it_and_equals_a_cold_run(built, tmp_path, monkeypatch):
+    """Correction d'une ligne d'esin.csv de 2023 (140000001 : 10 → 11 signalements), caches du rapport
+    partagé repris : seul esin.csv est relu, et seuls les calculs qui lisent les lignes d'esin de 2023
+    (ou toutes les années d'esin, pour les tendances) sont refaits : les observations des deux
+    indicateurs d'e-SIN en 2023, le ciblage du risque infectieux en 2023, le suivi en veille de ces deux
+    indicateurs en 2023 (année N−1), leurs deux tendances et celle du taux régional. Le rapport est
+    identique à l'octet au rapport construit à froid sur ces entrées."""
+    from analysis.indicators import persist
+    from analysis.reading import cleaning
+
+    tmp, data, out, final = built
+    data2 = tmp_path / "raw"
+    shutil.copytree(data, data2)
+    shutil.copytree(tmp / "processed", tmp_path / "processed")  # tables, lectures et calculs du rapport partagé
+    esin = data2 / "esin.csv"
+    esin.write_text(esin.read_text(encoding="utf-8").replace("140000001;2023;10;oui", "140000001;2023;11;oui"),
+                    encoding="utf-8")
+    # calculs refaits, notés dans un fichier : ils ont lieu dans le processus des résultats
+    log = tmp_path / "refaits.txt"
+    real_cached, real_read = persist.cached, cleaning.official.read_candidate
+
+    def cached(kind, parts, compute):
+        def noted():
+            with open(log, "a", encoding="utf-8") as fh:
+                fh.write(kind + "\n")
+            return compute()
+        return real_cached(kind, parts, noted)
+
+    reads = []
+    monkeypatch.setattr(persist, "cached", cached)
+    monkeypatch.setattr(cleaning.official, "read_candidate", lambda p: reads.append(p.name) or real_read(p))
+    [again] = build_report(params(tmp_path, data2, tmp_path / "out", fiches=False))
+    assert reads == ["esin.csv"]
+    redone = sorted(log.read_text(encoding="utf-8").split())
+    assert redone == sorted(["observation"] * 2 + ["ciblage"] + ["suivi"] * 2 + ["tendance"] * 2
+                            + ["tendance_poisson"])
+    monkeypatch.setattr(persist, "cached", real_cached)
+    [cold] = build_report(params(tmp_path / "froid", data2, tmp_path / "froid" / "out", fiches=False, force=True))
+    got, want = _snapshot(again), _snapshot(cold)
+    got.pop("manifest.json"), want.pop("manifest.json")
+    assert got == want
+    # la correction est lue : signalements de la région 28 en 2023, 11 + 2 + 30 = 43 (42 avant) ; en
+    # 2024, 12 + 0 + 0 + 3 + 3 = 18, soit −25 sur un an
+    tend = pd.read_csv(again / "tendances.csv", sep=";", dtype=str, encoding="utf-8-sig")
+    rows = tend.loc[tend["indicateur"] == "signalements"].set_index("annee")
+    assert (rows.at["2023", "valeur_regionale"], rows.at["2024", "evolution_annuelle"]) == ("43.0", "-25.0")

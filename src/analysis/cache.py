@@ -11,7 +11,34 @@ import contextlib
 import hashlib
 import os
 import time
+from collections import OrderedDict
 from pathlib import Path
+
+#: tables Parquet déjà lues dans ce processus (les notebooks d'un rapport s'exécutent dans un même
+#: noyau et relisent les mêmes tables et résultats), les moins récemment lues retirées d'abord
+_PARQUET_READS: OrderedDict = OrderedDict()
+PARQUET_READS_MAX = 64
+
+
+def read_parquet_once(path: Path | str, **kwargs):
+    """``pandas.read_parquet(path, **kwargs)``, lu une fois par processus tant que le fichier n'a pas
+    changé (même inode, taille et date de modification : les tables du projet sont écrites d'un coup,
+    par renommage) ; renvoie une copie, que l'appelant peut modifier."""
+    import pandas as pd
+
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns, repr(sorted(kwargs.items())))
+    df = _PARQUET_READS.get(key)
+    if df is None:
+        df = pd.read_parquet(path, **kwargs)
+        _PARQUET_READS[key] = df
+        while len(_PARQUET_READS) > PARQUET_READS_MAX:
+            _PARQUET_READS.popitem(last=False)
+    else:
+        _PARQUET_READS.move_to_end(key)
+    out = df.copy()
+    out.attrs = dict(df.attrs)
+    return out
 
 
 def write_atomic(path: Path, data: bytes) -> None:

@@ -29,8 +29,8 @@ import pandas as pd
 
 from ..publishing import fmt
 from ..rules.model import Risque, Rules
-from . import stats
-from .engine import compare, mask, observe, region_establishments, source_rows
+from . import persist, stats
+from .engine import compare, mask, observe, region_establishments, region_fingerprint, scope_fingerprint, source_rows
 from .suivi import display_value
 
 CIBLAGE_COLUMNS = ["finess_geo", "raison_sociale", "departement", "risque", "motif", "valeur"]
@@ -186,6 +186,21 @@ def _rule_sous_declaration_poisson(data, rules: Rules, annee, code, risk: Risque
     return pd.DataFrame({"finess_geo": m.loc[hit, "finess_geo"].to_numpy(), "motif": motifs, "valeur": valeurs})
 
 
+def _inputs(data, rules: Rules, risk: Risque, annee: int) -> list[str]:
+    """Empreintes des lignes que lit la règle d'un risque l'année N : celles de l'observation de son
+    indicateur (:func:`~analysis.indicators.engine.scope_rows`) et, pour l'exposition, celles de sa
+    source l'année N ; rien hors de ``make report`` (:mod:`persist` inactif)."""
+    if not persist.active():
+        return []
+    out = [scope_fingerprint(data, rules.indicator(risk.indicateur), annee)]
+    if risk.exposition is not None:
+        ex = source_rows(data, risk.exposition.source)
+        if ex is not None and "annee" in ex.columns:
+            ex = ex.loc[mask(ex["annee"] == int(annee)).to_numpy()]
+        out.append(persist.table_fingerprint(ex))
+    return out
+
+
 _RULES = {
     "seuil": _rule_seuil,
     "niveau": _rule_niveau,
@@ -205,8 +220,10 @@ def compute_ciblage(data: dict, rules: Rules, annee: int, region) -> pd.DataFram
     if etabs.empty:
         return _empty_ciblage()
     parts = []
+    etabs_fp = region_fingerprint(data, region)
     for code, risk in rules.risques.items():
-        p = _RULES[risk.regle](data, rules, annee, code, risk, etabs, region)
+        p = persist.cached("ciblage", [rules.sha256, code, annee, etabs_fp, *_inputs(data, rules, risk, annee)],
+                           lambda c=code, r=risk: _RULES[r.regle](data, rules, annee, c, r, etabs, region))
         if len(p):
             parts.append(p.assign(risque=code))
     if not parts:

@@ -32,7 +32,7 @@ import pandas as pd
 
 from ..publishing import fmt
 from ..rules.model import ControleQls, Rules
-from . import stats
+from . import persist, stats
 from .engine import mask, region_establishments, source_rows
 
 NON_VALIDE = "_non_valide"  # colonne du motif d'invalidation dans la table contrôlée
@@ -147,6 +147,19 @@ def _declared(data: dict, rules: Rules) -> pd.DataFrame | None:
         return None
     out = src[keys + [ind.colonne]].rename(columns={ind.colonne: "score_declare"})
     return out.drop_duplicates(keys, keep="last")
+
+
+def controle_inputs(data: dict, rules: Rules, annee: int, region) -> list[str]:
+    """Empreintes de ce que lit :func:`compute_controle` : dossiers réaudités jusqu'à N, résultats
+    déclarés (source de l'indicateur contrôlé) et établissements de la région."""
+    c = rules.controle_qls
+    if c is None:
+        return []
+    etabs = region_establishments(data, region) if region is not None else data["etablissements"]
+    d = source_rows(data, c.source)
+    if d is not None:
+        d = d.loc[(d["finess_geo"].isin(etabs["finess_geo"]) & mask(d["annee"] <= int(annee))).to_numpy()]
+    return [persist.table_fingerprint(t) for t in (d, source_rows(data, rules.indicator(c.indicateur).source), etabs)]
 
 
 def compute_controle(data: dict, rules: Rules, annee: int, region=None) -> tuple[pd.DataFrame, pd.DataFrame] | None:

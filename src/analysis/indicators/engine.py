@@ -37,7 +37,7 @@ import numpy as np
 import pandas as pd
 
 from ..rules.model import Indicateur, Rules, indicator_suffix
-from . import stats
+from . import persist, stats
 
 OBS_COLUMNS = {
     "finess_geo": "string",
@@ -244,7 +244,49 @@ _OBSERVERS = {
 }
 
 
+def scope_rows(df: pd.DataFrame, ind: Indicateur, annee: int) -> pd.DataFrame:
+    """Lignes de la source que l'observation de l'année N peut lire : celles de l'année (``ratio``,
+    ``compte``, ``booleen``, ``niveau`` sans date), celles jusqu'à N (``valeur`` : fenêtre et campagne
+    précédente), toutes (``niveau`` daté). L'observation n'est faite que sur elles : leur empreinte
+    suffit à la reprendre d'une exécution à l'autre (:mod:`analysis.indicators.persist`)."""
+    if ind.calcul == "valeur":
+        return df.loc[mask(df["annee"] <= int(annee)).to_numpy()]
+    if ind.calcul == "niveau" and ind.date:
+        return df
+    return df.loc[_year_mask(df, annee).to_numpy()]
+
+
+def scope_fingerprint(data: dict, ind: Indicateur, annee: int) -> str | None:
+    """Empreinte des lignes de :func:`scope_rows` (calculée une fois par table source et par portée) ;
+    ``None`` hors de ``make report`` (:mod:`persist` inactif : rien n'est repris)."""
+    if not persist.active():
+        return None
+    df = data.get(ind.source) if data is not None else None
+    if df is None:
+        return persist.table_fingerprint(None)
+    kind = "<=" if ind.calcul == "valeur" else "*" if ind.calcul == "niveau" and ind.date else "=="
+    memo = _memo_for(df)
+    key = ("empreinte", kind, int(annee) if kind != "*" else None)
+    if key not in memo:
+        memo[key] = persist.table_fingerprint(scope_rows(source_rows(data, ind.source), ind, annee))
+    return memo[key]
+
+
+def region_fingerprint(data: dict, region) -> str | None:
+    """Empreinte de :func:`region_establishments` (calculée une fois par référentiel et par région) ;
+    ``None`` hors de ``make report``."""
+    if not persist.active():
+        return None
+    memo = _memo_for(data["etablissements"])
+    key = ("empreinte-region", normalise_region(region))
+    if key not in memo:
+        memo[key] = persist.table_fingerprint(region_establishments(data, region))
+    return memo[key]
+
+
 def _observe_all(df: pd.DataFrame, rules: Rules, code: str, annee: int) -> pd.DataFrame:
+    """Observations de tous les établissements de ``df`` (lignes déjà restreintes par
+    :func:`scope_rows`)."""
     ind = rules.indicator(code)
     out = _OBSERVERS[ind.calcul](df, ind, int(annee), rules)
     if out is None or out.empty:
@@ -282,7 +324,9 @@ def observe(data: dict, rules: Rules, code: str, annee: int, finess: Iterable[st
     memo = _memo_for(df)
     key = (id(rules), rules.sha256, code, int(annee))
     if key not in memo:
-        memo[key] = _observe_all(source_rows(data, ind.source), rules, code, annee)
+        memo[key] = persist.cached(
+            "observation", [rules.sha256, code, int(annee), scope_fingerprint(data, ind, annee)],
+            lambda: _observe_all(scope_rows(source_rows(data, ind.source), ind, annee), rules, code, annee))
     out = memo[key]
     if finess is not None:
         out = out.loc[out["finess_geo"].isin(pd.Index(finess))]

@@ -27,9 +27,10 @@ from pathlib import Path
 
 import pandas as pd
 
-from ..cache import write_atomic
+from ..cache import read_parquet_once, write_atomic
 from . import ciblage as cib
 from . import controle_qls as cq
+from . import persist
 from . import suivi as sv
 from . import tendances as td
 
@@ -100,7 +101,9 @@ def run_controle(ctx) -> pd.DataFrame | None:
     ``controle_qls.csv`` et ``resultats/controle_qls*.parquet`` ; rien quand aucun dossier n'est fourni."""
     from ..publishing import outputs
 
-    res = cq.compute_controle(ctx.tables, ctx.rules, ctx.annee, ctx.region)
+    key = [ctx.rules.sha256, ctx.annee, ctx.region, *cq.controle_inputs(ctx.tables, ctx.rules, ctx.annee, ctx.region)] \
+        if persist.active() else []
+    res = persist.cached("controle", key, lambda: cq.compute_controle(ctx.tables, ctx.rules, ctx.annee, ctx.region))
     d = _dir(ctx)
     if res is None:
         for name in ("controle_qls", "controle_qls_criteres"):
@@ -276,7 +279,8 @@ def load_results(out_dir: str | Path, fiches: bool = False, upto: str | None = N
     names = _stage_names(upto)
 
     def rd(name: str) -> pd.DataFrame:
-        return pd.read_parquet(d / f"{name}.parquet")
+        # les notebooks d'un rapport, dans un même noyau, relisent les mêmes résultats : lus une fois
+        return read_parquet_once(d / f"{name}.parquet")
 
     res = Results(
         annee=int(meta["annee"]),

@@ -35,8 +35,18 @@ import pandas as pd
 
 from ..publishing import fmt
 from ..rules.model import Cible, Indicateur, Rules, indicator_suffix
-from . import stats
-from .engine import code_of, compare, mask, observe, region_establishments, source_rows, window
+from . import persist, stats
+from .engine import (
+    code_of,
+    compare,
+    mask,
+    observe,
+    region_establishments,
+    region_fingerprint,
+    scope_fingerprint,
+    source_rows,
+    window,
+)
 
 SUIVI_COLUMNS = ["finess_geo", "raison_sociale", "engagement", "indicateur", "valeur", "cible", "statut"]
 EXTRA_COLUMNS = [
@@ -349,6 +359,29 @@ def _indicator_rows(data, rules, annee, engagement, code, ind, fol, etabs) -> pd
     return df
 
 
+def _engagement_rows(data, rules, annee, engagement, code, ind, fol, etabs) -> pd.DataFrame:
+    """Lignes typées d'un indicateur d'un engagement (sans ``raison_sociale``)."""
+    df = _indicator_rows(data, rules, annee, engagement, code, ind, fol, etabs)
+    df["engagement"] = engagement
+    df["libelle_engagement"] = rules.engagements[engagement].libelle
+    return _typed(df.reindex(columns=[c for c in ALL_COLUMNS if c != "raison_sociale"]))
+
+
+def _inputs(data, ind: Indicateur, annee: int) -> list[str]:
+    """Empreintes des lignes de sa source que lit :func:`_indicator_rows` : celles de l'observation
+    (:func:`~analysis.indicators.engine.scope_rows`) et, avec ``par_referentiel``, celles jusqu'à N
+    (valeurs présentes dans les données) ; rien hors de ``make report`` (:mod:`persist` inactif)."""
+    if not persist.active():
+        return []
+    out = [scope_fingerprint(data, ind, annee)]
+    if ind.par_referentiel:
+        src = source_rows(data, ind.source)
+        if src is not None and "annee" in src.columns:
+            src = src.loc[mask(src["annee"] <= int(annee)).to_numpy()]
+        out.append(persist.table_fingerprint(src))
+    return out
+
+
 def _typed(df: pd.DataFrame) -> pd.DataFrame:
     cols = {}
     for c in df.columns:
@@ -375,14 +408,15 @@ def compute_suivi(data: dict, rules: Rules, annee: int, region) -> pd.DataFrame:
     if fol.empty:
         return _empty_suivi()
     frames = []
+    etabs_fp = region_fingerprint(data, region)
     for engagement, sub in fol.groupby("engagement", sort=True):
         engagement = str(engagement)
         sub = sub.reset_index(drop=True)
+        sub_fp = persist.table_fingerprint(sub) if persist.active() else None
         for code, ind in rules.engagements[engagement].indicateurs.items():
-            df = _indicator_rows(data, rules, annee, engagement, code, ind, sub, etabs)
-            df["engagement"] = engagement
-            df["libelle_engagement"] = rules.engagements[engagement].libelle
-            frames.append(_typed(df.reindex(columns=[c for c in ALL_COLUMNS if c != "raison_sociale"])))
+            frames.append(persist.cached(
+                "suivi", [rules.sha256, engagement, code, annee, sub_fp, etabs_fp, *_inputs(data, ind, annee)],
+                lambda e=engagement, c=code, i=ind, f=sub: _engagement_rows(data, rules, annee, e, c, i, f, etabs)))
     out = pd.concat(frames, ignore_index=True)
     out = out.merge(etabs[["finess_geo", "raison_sociale"]], on="finess_geo", how="left")
     out = _typed(out[ALL_COLUMNS])

@@ -26,9 +26,9 @@ import pandas as pd
 
 from ..publishing import fmt
 from ..rules.model import Indicateur, Risque, Rules
-from . import stats
+from . import persist, stats
 from .ciblage import ciblage_movements, compute_ciblage, exposure, regional_rate
-from .engine import code_of, compare, mask, observe, region_establishments, source_rows
+from .engine import code_of, compare, mask, observe, region_establishments, region_fingerprint, source_rows
 
 TENDANCES_COLUMNS = [
     "indicateur",
@@ -315,12 +315,27 @@ def compute_tendances(data: dict, rules: Rules, region, years: Iterable[int] | N
     # indicateurs : toutes les années des données (l'évolution de la première année demandée se
     # mesure par rapport à l'année disponible précédente), puis filtre sur les années demandées
     all_years = sorted(set(ys) | set(available_years(data, rules, region)))
+    # une tendance ne lit que les lignes des établissements de la région dans sa source (et celle de
+    # l'exposition) : reprise d'une exécution à l'autre tant qu'elles n'ont pas changé
+    fps = {}
+
+    def rows_fp(source: str) -> str | None:
+        if source not in fps:
+            fps[source] = persist.table_fingerprint(source_rows(data, source, finess)) if persist.active() else None
+        return fps[source]
+
+    key = [rules.sha256, all_years, region_fingerprint(data, region)]
     for _, code, ind in rules.indicators():
         if ind.tendance:
-            frames.extend(_indicator_trend(data, rules, code, ind, all_years, finess))
+            frames.extend(persist.cached(
+                "tendance", key + [code, rows_fp(ind.source)],
+                lambda c=code, i=ind: _indicator_trend(data, rules, c, i, all_years, finess)))
     for rcode, risk in rules.risques.items():
         if risk.regle == "sous_declaration_poisson":
-            frames.extend(_poisson_trend(data, rules, rcode, risk, all_years, finess))
+            sources = [rules.indicator(risk.indicateur).source] + ([risk.exposition.source] if risk.exposition else [])
+            frames.extend(persist.cached(
+                "tendance_poisson", key + [rcode, *map(rows_fp, sources)],
+                lambda c=rcode, r=risk: _poisson_trend(data, rules, c, r, all_years, finess)))
     frames.extend(_ciblage_trend(data, rules, region, len(etabs), ys, history, movements))
     frames.append(_esatis_trend(data, finess))
     return _finish(frames, ys if years is not None else (ys or None))

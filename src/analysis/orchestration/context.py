@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from ..cache import read_parquet_once
 from ..reading.cleaning import read_processed
 from ..reading.regions import region_label
 from ..rules.model import Rules, load_rules
@@ -88,8 +89,8 @@ def load_context(
         lecture = {}
         if (pdir / "lecture.json").is_file():
             lecture = json.loads((pdir / "lecture.json").read_text(encoding="utf-8"))
-        files = pd.read_parquet(pdir / "fichiers.parquet") if (pdir / "fichiers.parquet").is_file() else pd.DataFrame()
-        rejects = pd.read_parquet(pdir / "rejets.parquet") if (pdir / "rejets.parquet").is_file() else pd.DataFrame()
+        files = read_parquet_once(pdir / "fichiers.parquet") if (pdir / "fichiers.parquet").is_file() else pd.DataFrame()
+        rejects = read_parquet_once(pdir / "rejets.parquet") if (pdir / "rejets.parquet").is_file() else pd.DataFrame()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     # make report : les figures déjà dessinées sur les mêmes données sont reprises (mêmes octets).
     # Seulement si le module des figures est déjà chargé (notebooks) : le processus de make report,

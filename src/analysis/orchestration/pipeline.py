@@ -594,22 +594,28 @@ def _git_commit() -> str | None:
 
 #: sous-dossier du dossier des tables nettoyées où sont gardées les sources déjà validées
 VALIDATION_CACHE = ".cache-lecture"
+#: sous-dossier de ``processed_dir`` : fichiers d'entrée déjà lus (clé : nom et octets du fichier)
+READ_CACHE = ".cache-fichiers"
 
 
 def clean_inputs(params: Params, rules: dict, progress: Progress):
-    """Lit et valide les entrées. Une source dont la table lue de ses fichiers, le référentiel, les
-    règles, le code et les versions n'ont pas changé est reprise validée (``<processed>/.cache-lecture``) ;
-    avec ``--force``, tout est validé à nouveau."""
+    """Lit et valide les entrées. Un fichier dont le nom et les octets n'ont pas changé n'est pas relu
+    (``<processed>/.cache-fichiers``) ; une source dont la table lue de ses fichiers, le référentiel,
+    les règles, le code et les versions n'ont pas changé est reprise validée
+    (``<processed>/.cache-lecture``) ; avec ``--force``, tout est lu et validé à nouveau."""
     from ..cache import ContentCache
     from ..reading.cleaning import VALIDATION_CACHE_MAX_BYTES, VALIDATION_CACHE_MAX_ENTRIES, clean_folder
 
     cache = ContentCache(params.processed_dir / VALIDATION_CACHE, suffix=".pickle")
+    read_cache = ContentCache(params.processed_dir / READ_CACHE, suffix=".pickle")
     if params.force:
         shutil.rmtree(cache.folder, ignore_errors=True)
+        shutil.rmtree(read_cache.folder, ignore_errors=True)
     salt = json.dumps([code_fingerprint(), _versions()], sort_keys=True)
     with progress.timed("lecture"):
-        result = clean_folder(params.data_dir, rules, cache=cache, cache_salt=salt)
+        result = clean_folder(params.data_dir, rules, cache=cache, cache_salt=salt, read_cache=read_cache)
     cache.prune(VALIDATION_CACHE_MAX_ENTRIES, VALIDATION_CACHE_MAX_BYTES)
+    read_cache.prune(VALIDATION_CACHE_MAX_ENTRIES, VALIDATION_CACHE_MAX_BYTES)
     return result
 
 
@@ -1162,6 +1168,10 @@ def _region_worker(region: str) -> tuple[str, str, dict, list[str]]:
     return region, str(path), progress.timings, progress.reused
 
 
+#: sous-dossier de ``processed_dir`` : modèles HTML du rapport compilés par Jinja
+TEMPLATE_CACHE = ".cache-modeles"
+
+
 def build_report(params: Params) -> list[Path]:
     """Construit tous les livrables ; renvoie les dossiers ``<out>/<annee>/<region>`` produits.
 
@@ -1188,15 +1198,26 @@ def build_report(params: Params) -> list[Path]:
         progress.say(f"Des sorties de « {info['sorties_modifiees']} » ont été effacées ou modifiées depuis la "
                      "dernière exécution : le rapport est refait.")
 
+    from ..indicators import persist
+    from ..publishing import render
+
+    calc_cache = params.processed_dir / persist.CALC_CACHE
     if params.force:
-        # tout est refait : aucune figure n'est reprise des exécutions précédentes
+        # tout est refait : aucune figure, aucun calcul ni modèle compilé n'est repris des exécutions
+        # précédentes
         from ..publishing.fiches import FIGURE_CACHE
 
-        shutil.rmtree(params.processed_dir / FIGURE_CACHE, ignore_errors=True)
+        for name in (FIGURE_CACHE, persist.CALC_CACHE, TEMPLATE_CACHE):
+            shutil.rmtree(params.processed_dir / name, ignore_errors=True)
+    render.use_template_cache(params.processed_dir / TEMPLATE_CACHE)
     multi = bool(params.region and params.region.lower() in ALL_REGIONS)
     parallel_regions = multi and params.jobs > 1 and not _typst_started()
     finals: list[Path] = []
     with contextlib.ExitStack() as stack:
+        # calculs des étapes repris d'une exécution à l'autre, ici et dans les processus créés ensuite
+        # (résultats, régions) ; les notebooks, qui ne font que relire les résultats, n'en ont pas
+        persist.activate(calc_cache, json.dumps([code_fingerprint(), _versions()], sort_keys=True))
+        stack.callback(persist.deactivate)
         pool = kernel = stages = None
         if not parallel_regions:
             if params.jobs > 1:
@@ -1263,6 +1284,7 @@ def build_report(params: Params) -> list[Path]:
     if params.fiches:
         SheetCache(fiches_cache_dir(params)).prune(CACHE_MAX_ENTRIES)
     SheetCache(params.processed_dir / FIGURE_CACHE, suffix=".json").prune(FIGURE_CACHE_MAX_ENTRIES)
+    SheetCache(calc_cache, suffix=".pickle").prune(persist.CALC_CACHE_MAX_ENTRIES, persist.CALC_CACHE_MAX_BYTES)
     return finals
 
 

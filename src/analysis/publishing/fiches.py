@@ -98,6 +98,7 @@ from __future__ import annotations
 import base64
 import contextlib
 import datetime as _dt
+import functools
 import hashlib
 import json
 import math
@@ -515,10 +516,18 @@ TYPST_FONT_FILES = ("DejaVuSans.ttf", "DejaVuSans-Bold.ttf", "DejaVuSans-Oblique
 _COVERAGE: frozenset[int] | None = None
 
 
+@functools.lru_cache(maxsize=1)
 def _font_dir() -> Path:
-    import matplotlib
+    """Polices de matplotlib (``matplotlib.get_data_path()``, toujours ``mpl-data`` à côté de son
+    module), trouvées sans importer matplotlib : le processus principal n'en a pas besoin."""
+    import importlib.util
 
-    return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    spec = importlib.util.find_spec("matplotlib")
+    if spec is None or spec.origin is None:  # pragma: no cover - installation incomplète
+        import matplotlib
+
+        return Path(matplotlib.get_data_path()) / "fonts" / "ttf"
+    return Path(spec.origin).parent / "mpl-data" / "fonts" / "ttf"
 
 
 def font_coverage() -> frozenset[int]:

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import functools
 import html
 import os
 import re
@@ -243,7 +244,22 @@ def _default_note(generated: _dt.datetime | None) -> str:
     return note + ", à partir des données transmises à l'agence régionale de santé."
 
 
+#: dossier du cache des modèles compilés (Jinja ``FileSystemBytecodeCache``), fixé par ``make report``
+#: (:func:`use_template_cache`) ; aucun sinon
+_TEMPLATE_CACHE: dict = {"dossier": None}
+
+
+def use_template_cache(folder: Path | None) -> None:
+    """Les modèles nbconvert compilés par Jinja sont gardés dans ``folder`` d'une exécution à l'autre
+    (clé : nom et contenu du modèle ; le HTML produit est le même) ; ``None`` : pas de cache."""
+    if folder != _TEMPLATE_CACHE["dossier"]:
+        _TEMPLATE_CACHE["dossier"] = folder
+        _exporter.cache_clear()
+
+
+@functools.lru_cache(maxsize=1)
 def _exporter():
+    """L'exportateur HTML du rapport, créé une fois par processus (ses modèles compilés une fois)."""
     from nbconvert import HTMLExporter
     from nbconvert.preprocessors import TagRemovePreprocessor
 
@@ -267,6 +283,12 @@ def _exporter():
     )
     exporter.register_preprocessor(tag_remove, enabled=True)
     exporter.register_filter("svg_base64", _svg_base64)
+    folder = _TEMPLATE_CACHE["dossier"]
+    if folder is not None:
+        from jinja2 import FileSystemBytecodeCache
+
+        Path(folder).mkdir(parents=True, exist_ok=True)
+        exporter.environment.bytecode_cache = FileSystemBytecodeCache(str(folder))
     return exporter
 
 
@@ -274,10 +296,43 @@ def warm_up() -> None:
     """Charge ce que le premier rendu d'un processus chargerait (nbconvert et son modèle, le
     compilateur Typst et ses polices), sans rien rendre : appelé par ``make report`` pendant que le
     noyau exécute les notebooks (le processus principal attend)."""
+    import nbformat
+
     from . import rapport_pdf
 
-    _exporter()
+    # un notebook vide rendu : le modèle et ceux dont il hérite sont chargés et compilés (ou repris du
+    # cache des modèles) avant le rapport
+    _exporter().from_notebook_node(nbformat.v4.new_notebook(), resources=_resources(
+        Path("rapport.ipynb"), title="", region_label="", annee=0, fictif=False, note=""))
     rapport_pdf.warm_up()
+
+
+def _resources(executed_ipynb: Path, *, title: str, region_label: str, annee: int, fictif: bool,
+               note: str | None) -> dict:
+    """Ressources passées au modèle du rapport (titre, feuilles de style, script, couverture)."""
+    from .. import __version__
+
+    generated = source_date()
+    tpl = TEMPLATES_DIR / REPORT_TEMPLATE
+    css = (tpl / "print.css").read_text(encoding="utf-8")
+    return {
+        "metadata": {"name": Path(executed_ipynb).stem, "path": str(Path(executed_ipynb).parent)},
+        "rapport": {
+            "title": title,
+            "region_label": region_label,
+            "annee": annee,
+            "fictif": bool(fictif),
+            "note": note if note is not None else _default_note(generated),
+            "css": css,
+            "screen_css": (tpl / "ecran.css").read_text(encoding="utf-8"),
+            "screen_js": (tpl / "ecran.js").read_text(encoding="utf-8"),
+            "page_css": _page_css(
+                title=title, region_label=region_label, annee=annee, fictif=bool(fictif)
+            ),
+            "generator": f"cpom-qualite {__version__}",
+            "created": generated.strftime("%Y-%m-%dT%H:%M:%SZ") if generated else "",
+        },
+    }
 
 
 def notebook_to_html(
@@ -299,29 +354,8 @@ def notebook_to_html(
     import nbformat
 
     nb = nbformat.read(str(executed_ipynb), as_version=4)
-    generated = source_date()
-    from .. import __version__
-
-    tpl = TEMPLATES_DIR / REPORT_TEMPLATE
-    css = (tpl / "print.css").read_text(encoding="utf-8")
-    resources = {
-        "metadata": {"name": Path(executed_ipynb).stem, "path": str(Path(executed_ipynb).parent)},
-        "rapport": {
-            "title": title,
-            "region_label": region_label,
-            "annee": annee,
-            "fictif": bool(fictif),
-            "note": note if note is not None else _default_note(generated),
-            "css": css,
-            "screen_css": (tpl / "ecran.css").read_text(encoding="utf-8"),
-            "screen_js": (tpl / "ecran.js").read_text(encoding="utf-8"),
-            "page_css": _page_css(
-                title=title, region_label=region_label, annee=annee, fictif=bool(fictif)
-            ),
-            "generator": f"cpom-qualite {__version__}",
-            "created": generated.strftime("%Y-%m-%dT%H:%M:%SZ") if generated else "",
-        },
-    }
+    resources = _resources(executed_ipynb, title=title, region_label=region_label, annee=annee, fictif=fictif,
+                           note=note)
     body, _ = _exporter().from_notebook_node(nb, resources=resources)
     body = _CELL_ID_RE.sub("", body)
     body = _ANCHOR_LINK_RE.sub("", body)

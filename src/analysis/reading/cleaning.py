@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ..cache import read_parquet_once
 from ..rules.schema import Source
 from . import finess, official
 from .parsing import Parsed, parse_column
@@ -441,13 +442,44 @@ def _validation_key(salt: str, src: str, names: list[str], raw: pd.DataFrame, ru
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def clean_folder(data_dir: str | Path, rules: dict, cache=None, cache_salt: str = "") -> CleanResult:
+def _read_file(path: Path, cache, salt: str) -> RawTable:
+    """:func:`official.read_candidate`, ou sa lecture précédente d'un fichier de même nom et de mêmes
+    octets (``cache``, clé avec ``salt`` : code et versions) : la table lue, ses lignes écartées et ses
+    avertissements sont les mêmes. La valeur de la BQSS, lue plus tard par clés, n'y passe pas."""
+    import hashlib
+    import json
+    import pickle
+
+    from . import bqss
+
+    if cache is None or bqss.sniff_valeur(path):
+        return official.read_candidate(path)
+    key = hashlib.sha256(json.dumps([salt, path.name, sha256_file(path)]).encode()).hexdigest()
+    hit = cache.get(key)
+    if hit is not None:
+        try:
+            table = pickle.loads(hit)  # noqa: S301 - écrit par ce programme, vérifié par empreinte
+        except Exception:  # noqa: BLE001 - entrée d'une autre version : le fichier est relu
+            table = None
+        if isinstance(table, RawTable):
+            table.path = path
+            return table
+    data = pickle.dumps(official.read_candidate(path), protocol=pickle.HIGHEST_PROTOCOL)
+    cache.put(key, data)
+    # la table relue de sa sérialisation, comme à la reprise : la clé de validation (octets de la table
+    # sérialisée, voir _validation_key) est alors la même, fichier lu ou repris
+    return pickle.loads(data)  # noqa: S301 - sérialisée à l'instant
+
+
+def clean_folder(data_dir: str | Path, rules: dict, cache=None, cache_salt: str = "",
+                 read_cache=None) -> CleanResult:
     """Read, recognise and validate every input file of ``data_dir``.
 
     ``cache`` (:class:`analysis.cache.ContentCache`) : sources déjà validées, reprises quand leur table
     brute (lue des fichiers), le référentiel, les règles et ``cache_salt`` (code et versions) n'ont pas
-    changé ; une source dont un fichier a été corrigé est seule validée à nouveau. Les fichiers sont
-    tous relus (comptes, avertissements et empreintes du manifeste) : seule la validation est reprise."""
+    changé ; une source dont un fichier a été corrigé est seule validée à nouveau. ``read_cache`` (même
+    type) : un fichier dont le nom et les octets n'ont pas changé n'est pas relu non plus, sa table lue
+    est reprise (:func:`_read_file`)."""
     import pickle
 
     data_dir = Path(data_dir)
@@ -460,7 +492,7 @@ def clean_folder(data_dir: str | Path, rules: dict, cache=None, cache_salt: str 
     ignored: list[str] = []
 
     for path in paths:
-        table = official.read_candidate(path)
+        table = _read_file(path, read_cache, cache_salt)
         off = official.detect_table(path, table)
         if off is not None:
             officials.append(off)
@@ -655,7 +687,7 @@ def read_processed(src: Path, region: str | None = None) -> dict[str, pd.DataFra
     finess = None
     etab_path = src / "etablissements.parquet"
     if region is not None and etab_path.is_file():
-        finess = sorted(region_finess(pd.read_parquet(etab_path), region))
+        finess = sorted(region_finess(read_parquet_once(etab_path), region))
     for p in sorted(src.glob("*.parquet")):
         if p.stem in ("rejets", "fichiers"):
             continue
@@ -663,9 +695,9 @@ def read_processed(src: Path, region: str | None = None) -> dict[str, pd.DataFra
             import pyarrow.parquet as pq
 
             if "finess_geo" in pq.read_schema(p).names:
-                tables[p.stem] = pd.read_parquet(p, filters=[("finess_geo", "in", finess)]).reset_index(drop=True)
+                tables[p.stem] = read_parquet_once(p, filters=[("finess_geo", "in", finess)]).reset_index(drop=True)
                 continue
-        tables[p.stem] = pd.read_parquet(p)
+        tables[p.stem] = read_parquet_once(p)
     return tables
 
 
@@ -692,5 +724,5 @@ def processed_columns(src: Path, columns: list[str]) -> dict[str, pd.DataFrame]:
     out = {}
     for p in sorted(src.glob("*.parquet")):
         if p.stem not in ("rejets", "fichiers") and set(columns) <= set(pq.read_schema(p).names):
-            out[p.stem] = pd.read_parquet(p, columns=columns)
+            out[p.stem] = read_parquet_once(p, columns=columns)
     return out
