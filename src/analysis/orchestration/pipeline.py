@@ -598,6 +598,12 @@ VALIDATION_CACHE = ".cache-lecture"
 READ_CACHE = ".cache-fichiers"
 
 
+def cache_salt() -> str:
+    """Ce dont dépend toute entrée des caches de lecture et de calcul en plus de ses propres
+    données : le code (empreinte) et les versions des bibliothèques."""
+    return json.dumps([code_fingerprint(), _versions()], sort_keys=True)
+
+
 def clean_inputs(params: Params, rules: dict, progress: Progress):
     """Lit et valide les entrées. Un fichier dont le nom et les octets n'ont pas changé n'est pas relu
     (``<processed>/.cache-fichiers``) ; une source dont la table lue de ses fichiers, le référentiel,
@@ -611,7 +617,7 @@ def clean_inputs(params: Params, rules: dict, progress: Progress):
     if params.force:
         shutil.rmtree(cache.folder, ignore_errors=True)
         shutil.rmtree(read_cache.folder, ignore_errors=True)
-    salt = json.dumps([code_fingerprint(), _versions()], sort_keys=True)
+    salt = cache_salt()
     with progress.timed("lecture"):
         result = clean_folder(params.data_dir, rules, cache=cache, cache_salt=salt, read_cache=read_cache)
     cache.prune(VALIDATION_CACHE_MAX_ENTRIES, VALIDATION_CACHE_MAX_BYTES)
@@ -1216,7 +1222,7 @@ def build_report(params: Params) -> list[Path]:
     with contextlib.ExitStack() as stack:
         # calculs des étapes repris d'une exécution à l'autre, ici et dans les processus créés ensuite
         # (résultats, régions) ; les notebooks, qui ne font que relire les résultats, n'en ont pas
-        persist.activate(calc_cache, json.dumps([code_fingerprint(), _versions()], sort_keys=True))
+        persist.activate(calc_cache, cache_salt())
         stack.callback(persist.deactivate)
         pool = kernel = stages = None
         if not parallel_regions:
