@@ -64,6 +64,59 @@ def test_table_fingerprint_sees_values_types_and_order():
     assert persist.table_fingerprint(None) == "absente"
 
 
+def test_table_fingerprint_tells_missing_values_from_their_text():
+    """``hash_pandas_object`` seul donne la même empreinte à ``None`` et au texte « None », à ``NaN``
+    et à « nan », à 1 et à « 1 » (colonnes ``object``) : l'empreinte les distingue."""
+    fp = persist.table_fingerprint
+    assert fp(_frame(c=pd.Series([None, "a"], dtype=object))) != fp(_frame(c=pd.Series(["None", "a"], dtype=object)))
+    assert fp(_frame(c=pd.Series([float("nan"), "a"], dtype=object))) != fp(_frame(c=pd.Series(["nan", "a"], dtype=object)))
+    assert fp(_frame(c=pd.array([None, "a"], dtype="string"))) != fp(_frame(c=pd.array(["None", "a"], dtype="string")))
+    assert fp(_frame(c=pd.Series([1, 2], dtype=object))) != fp(_frame(c=pd.Series(["1", "2"], dtype=object)))
+    assert fp(_frame(c=pd.Series([1, "2"], dtype=object))) != fp(_frame(c=pd.Series(["1", "2"], dtype=object)))
+    with_attrs = _frame(c=[1, 2])
+    with_attrs.attrs["source"] = "esin"
+    assert fp(with_attrs) != fp(_frame(c=[1, 2]))
+
+
+def test_unchanged_tables_are_written_from_the_table_cache_with_the_same_bytes(tmp_path, rules):
+    """Tables nettoyées en Parquet (``write_processed``) : une table inchangée est reprise du cache
+    (pas de nouvelle conversion), une table corrigée est écrite de nouveau ; octets identiques à une
+    écriture sans cache."""
+    from analysis.cache import ContentCache
+    from analysis.reading.cleaning import write_processed
+
+    result = clean_folder(write_fixture(tmp_path / "raw"), rules)
+    cache = ContentCache(tmp_path / "tables", suffix=".parquet")
+    write_processed(result, tmp_path / "a", cache=cache, cache_salt="v1")
+    n_tables = len(result.tables)
+    assert len(list(cache.folder.glob("*.parquet"))) == n_tables
+
+    esin = result.tables["esin"]
+    i = esin.index[(esin["finess_geo"] == "140000001") & (esin["annee"] == 2023)][0]
+    esin.loc[i, "signalements"] = esin.loc[i, "signalements"] + 1  # une ligne corrigée
+    written = []
+    real_to_parquet = pd.DataFrame.to_parquet
+
+    def spy(self, *args, **kwargs):
+        written.append(len(self))
+        return real_to_parquet(self, *args, **kwargs)
+
+    pd.DataFrame.to_parquet = spy
+    try:
+        write_processed(result, tmp_path / "b", cache=cache, cache_salt="v1")
+    finally:
+        pd.DataFrame.to_parquet = real_to_parquet
+    # esin seule convertie de nouveau, plus les rejets et le tableau des fichiers (toujours écrits)
+    assert written == [len(esin), len(result.rejects), len(result.files_frame())]
+    assert len(list(cache.folder.glob("*.parquet"))) == n_tables + 1
+    write_processed(result, tmp_path / "sans_cache")
+    for p in sorted((tmp_path / "sans_cache").glob("*.parquet")):
+        assert (tmp_path / "b" / p.name).read_bytes() == p.read_bytes(), p.name
+    assert (tmp_path / "a" / "etablissements.parquet").read_bytes() == \
+        (tmp_path / "b" / "etablissements.parquet").read_bytes()
+    assert (tmp_path / "a" / "esin.parquet").read_bytes() != (tmp_path / "b" / "esin.parquet").read_bytes()
+
+
 def test_an_observation_reads_only_the_rows_of_its_scope(tmp_path, rules):
     """Chaque indicateur du fichier de règles, chaque année : l'observation sur les seules lignes de sa
     portée (:func:`engine.scope_rows`) est celle sur toute la source, ce qui permet de la reprendre sur

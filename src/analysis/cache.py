@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import time
 from collections import OrderedDict
@@ -39,6 +40,37 @@ def read_parquet_once(path: Path | str, **kwargs):
     out = df.copy()
     out.attrs = dict(df.attrs)
     return out
+
+
+def table_fingerprint(df) -> str:
+    """Empreinte SHA-256 du contenu d'une table pandas : colonnes, types, attributs (``attrs``),
+    index et valeurs de chaque ligne dans l'ordre (``pandas.util.hash_pandas_object``), plus, par
+    colonne, le masque des valeurs manquantes et, pour une colonne ``object``, le type de ses
+    valeurs : ``hash_pandas_object`` confond ``None`` et le texte « None », ``NaN`` et « nan », 1 et
+    « 1 ». Une table aux valeurs non hachables (listes…) ou de types mêlés est prise par les octets
+    de sa sérialisation. ``None`` : ``"absente"``."""
+    import pickle
+
+    import pandas as pd
+
+    if df is None:
+        return "absente"
+    h = hashlib.sha256()
+    head = [[str(c) for c in df.columns], [str(t) for t in df.dtypes], len(df),
+            [str(df.index.dtype), df.index.name]]
+    try:
+        for c in df.columns:
+            col = df[c]
+            if col.dtype == object:
+                head.append(pd.api.types.infer_dtype(col, skipna=True))
+            h.update(col.isna().to_numpy().tobytes())
+        if any(t == "mixed" or t.startswith("mixed-") for t in head[4:]):
+            raise TypeError("types mêlés")
+        h.update(json.dumps(head + [df.attrs], sort_keys=True, default=str).encode())
+        h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
+    except (TypeError, ValueError):  # valeurs non hachables ou de types mêlés : la sérialisation exacte
+        h = hashlib.sha256(pickle.dumps(df, protocol=pickle.HIGHEST_PROTOCOL))
+    return h.hexdigest()
 
 
 def write_atomic(path: Path, data: bytes) -> None:

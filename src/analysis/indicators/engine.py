@@ -380,9 +380,19 @@ def normalise_region(region) -> str:
 
 
 def region_establishments(data: dict, region) -> pd.DataFrame:
-    """Établissements de la région ``region`` (colonne ``region`` du référentiel), triés par FINESS."""
+    """Établissements de la région ``region`` (colonne ``region`` du référentiel), triés par FINESS.
+    Calculés une fois par référentiel et par région (appelés par chaque étape, pour chaque année),
+    puis copiés pour chaque appelant, qui peut les modifier."""
     etabs = data["etablissements"]
     reg = normalise_region(region)
+    memo = _memo_for(etabs)
+    key = ("etablissements-region", reg)
+    if key not in memo:
+        memo[key] = _region_establishments(etabs, reg)
+    return memo[key].copy()
+
+
+def _region_establishments(etabs: pd.DataFrame, reg: str) -> pd.DataFrame:
     out = etabs.loc[mask(etabs["region"].astype("string").str.strip() == reg)].copy()
     for col in ("mco", "ssr", "psy", "had"):
         if col not in out.columns:

@@ -22,9 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TypeVar
 
-import pandas as pd
-
-from ..cache import ContentCache
+from ..cache import ContentCache, table_fingerprint
 
 #: sous-dossier de ``processed_dir``
 CALC_CACHE = ".cache-calculs"
@@ -48,20 +46,6 @@ def deactivate() -> None:
 
 def active() -> bool:
     return _STATE["store"] is not None
-
-
-def table_fingerprint(df: pd.DataFrame | None) -> str:
-    """Empreinte du contenu d'une table : colonnes, types, index et valeurs de chaque ligne, dans
-    l'ordre (``pandas.util.hash_pandas_object`` ; à défaut, octets de sa sérialisation)."""
-    if df is None:
-        return "absente"
-    h = hashlib.sha256()
-    h.update(json.dumps([[str(c) for c in df.columns], [str(t) for t in df.dtypes], len(df)]).encode())
-    try:
-        h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
-    except (TypeError, ValueError):  # valeurs non hachables (listes…) : la sérialisation exacte
-        h.update(pickle.dumps(df, protocol=pickle.HIGHEST_PROTOCOL))
-    return h.hexdigest()
 
 
 def cached(kind: str, parts: list, compute: Callable[[], T]) -> T:

@@ -8,7 +8,7 @@ import sys
 import traceback
 from pathlib import Path
 
-from ..reading.readers import InputError
+from ..reading.files import InputError
 
 YEAR_MIN, YEAR_MAX = 2000, 2100  # CPOM quality indicators exist since the 2000s
 

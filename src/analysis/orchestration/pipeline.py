@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..reading.readers import InputError
+from ..reading.files import InputError
 
 log = logging.getLogger("analysis")
 
@@ -116,8 +116,7 @@ def code_fingerprint() -> str:
 
 
 def input_fingerprint(params: Params) -> dict:
-    from ..reading.cleaning import INPUT_SUFFIXES
-    from ..reading.readers import sha256_file
+    from ..reading.files import INPUT_SUFFIXES, sha256_file
 
     files = []
     if params.data_dir.is_dir():
@@ -170,7 +169,7 @@ def up_to_date(params: Params) -> tuple[bool, str, dict]:
 
 def fiches_digest(folder: Path) -> str:
     """One SHA-256 over every sheet PDF of ``folder/fiches`` (names and contents)."""
-    from ..reading.readers import sha256_file
+    from ..reading.files import sha256_file
 
     h = hashlib.sha256()
     fiches = folder / "fiches"
@@ -183,7 +182,7 @@ def fiches_digest(folder: Path) -> str:
 def outputs_intact(target: Path, manifest: dict) -> bool:
     """Every output recorded in the manifest is still there with the recorded SHA-256 (an output
     deleted or damaged since the last run makes the report to be rebuilt)."""
-    from ..reading.readers import sha256_file
+    from ..reading.files import sha256_file
 
     for o in manifest["sorties"]:
         p = target / o["fichier"]
@@ -334,13 +333,48 @@ def _register_shared_engine() -> str:
     return SHARED_ENGINE
 
 
+async def wait_until_ready(client, km, timeout: float) -> None:
+    """Attend que le noyau réponde à ``client`` sur ses deux canaux : réponse à une demande
+    ``kernel_info`` sur le canal « shell », puis, sur le canal IOPub, le statut « idle » de cette même
+    demande (le noyau publie ses messages dans l'ordre : tout ce qui précède est alors reçu et
+    écarté). ``client.wait_for_ready`` de jupyter_client fait le même contrôle mais vide ensuite
+    IOPub jusqu'à 0,2 s de silence : 0,2 s d'attente fixe par client, deux fois par construction
+    (mesuré : 0,4 s d'une relance, noyau inactif). Si IOPub n'est pas encore abonné (message
+    manqué), la demande est renvoyée."""
+    import time
+    from queue import Empty
+
+    from jupyter_core.utils import ensure_async
+
+    deadline = time.monotonic() + timeout
+    while True:
+        msg_id = client.kernel_info()
+        try:
+            while True:  # réponse à cette demande (une réponse à une demande précédente est écartée)
+                reply = await ensure_async(client.shell_channel.get_msg(timeout=1))
+                if reply["parent_header"].get("msg_id") == msg_id:
+                    break
+            while True:
+                msg = await ensure_async(client.iopub_channel.get_msg(timeout=1))
+                if (msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status"
+                        and msg["content"].get("execution_state") == "idle"):
+                    return
+        except Empty:
+            if not await ensure_async(km.is_alive()):
+                raise RuntimeError("Le noyau des notebooks s'est arrêté avant de répondre.") from None
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"Le noyau des notebooks n'a pas répondu en {timeout:.0f} s.") from None
+
+
 class NotebookKernel:
     """Un noyau Jupyter réutilisé par les notebooks successifs (d'une ou plusieurs régions).
 
     Démarrer un noyau puis y importer pandas, matplotlib et le paquet coûte 1,5 à 2 s : une fois
     par noyau plutôt qu'une fois par notebook (SciPy et statsmodels ne sont importés qu'au premier
-    calcul statistique, que le noyau ne fait pas quand les résultats sont déjà calculés). Le noyau est démarré tôt (:meth:`start`) et
-    importe ces modules pendant que le processus principal lit les données. Avant chaque notebook,
+    calcul statistique, que le noyau ne fait pas quand les résultats sont déjà calculés). Le processus du noyau est lancé au tout début
+    (:meth:`launch`, avant que le processus principal importe pandas) et importe ces modules dès son
+    démarrage, pendant que le processus principal lit les données ; ses canaux ZMQ sont ouverts
+    ensuite (:meth:`connect`), après la création des autres processus. Avant chaque notebook,
     l'espace de noms est remis à zéro (``reset(new_session=True)`` : variables effacées, compteur
     d'exécution à 1, comme dans un noyau neuf) et le dossier courant fixé ; seuls les modules
     déjà importés restent en mémoire (chaque notebook les importe et configure matplotlib
@@ -348,10 +382,11 @@ class NotebookKernel:
     notebook affiche ses avertissements comme dans un noyau neuf.
     """
 
-    # modules importés d'avance, puis gelés pour le ramasse-miettes (ses passages complets ne les
-    # parcourent plus : les notebooks créent beaucoup d'objets)
+    # modules importés d'avance par le noyau dès son démarrage (lignes ``exec_lines`` d'IPython, avant
+    # qu'il ne réponde), puis gelés pour le ramasse-miettes (ses passages complets ne les parcourent
+    # plus : les notebooks créent beaucoup d'objets)
     WARM_UP = ("import analysis.orchestration.context, analysis.publishing.figures, analysis.publishing.report, "
-               "analysis.indicators.results\n"
+               "analysis.indicators.results",
                "__import__('gc').freeze()")
 
     def __init__(self) -> None:
@@ -359,31 +394,55 @@ class NotebookKernel:
         self._kc = None
         self.client = None  # client asynchrone prêt, passé à nbclient pour chaque notebook
         self._ready = False
+        self._connected = False
 
-    def start(self) -> "NotebookKernel":
+    def launch(self) -> "NotebookKernel":
+        """Lance le processus du noyau, qui importe aussitôt :data:`WARM_UP`, sans rien ouvrir de
+        ZMQ dans ce processus (fichier de connexion et processus seulement) : appelé avant que ce
+        processus importe pandas, et avant de créer par « fork » les processus des résultats et des
+        fiches, qui n'héritent ainsi d'aucun contexte ZMQ. :meth:`connect` ouvre ensuite les canaux."""
         from jupyter_client.manager import AsyncKernelManager
         from jupyter_core.utils import run_sync
 
-        self.km = AsyncKernelManager(kernel_name=ensure_kernel())
-        run_sync(self.km.start_kernel)()
-        self._kc = self.km.blocking_client()
-        self._kc.start_channels(hb=False)
-        # envoyé sans attendre : le noyau importe pendant que l'appelant continue
-        self._kc.execute(self.WARM_UP, silent=True, store_history=False)
+        class _LaunchOnlyKernelManager(AsyncKernelManager):
+            # la fin du démarrage (socket de contrôle, ZMQ) est faite par connect()
+            async def _async_post_start_kernel(self, **kw):
+                self.cpom_post_start = kw
+
+        self.km = _LaunchOnlyKernelManager(kernel_name=ensure_kernel())
+        run_sync(self.km.start_kernel)(
+            extra_arguments=[f"--IPKernelApp.exec_lines={line}" for line in self.WARM_UP])
         return self
+
+    def connect(self) -> "NotebookKernel":
+        """Fin du démarrage : socket de contrôle du gestionnaire et client des demandes du rapport
+        (canaux ouverts sans attendre : le noyau importe pendant que l'appelant continue)."""
+        from jupyter_client.manager import AsyncKernelManager
+        from jupyter_core.utils import run_sync
+
+        if self.km is None:
+            self.launch()
+        if not self._connected:
+            run_sync(AsyncKernelManager._async_post_start_kernel)(self.km, **self.km.cpom_post_start)
+            self._kc = self.km.blocking_client()
+            self._kc.start_channels(hb=False)
+            self._connected = True
+        return self
+
+    def start(self) -> "NotebookKernel":
+        return self.launch().connect()
 
     def reset(self, cwd: Path) -> None:
         """Remet le noyau dans l'état d'un noyau neuf démarré dans ``cwd`` (modules importés mis à part)."""
-        if self.km is None:
-            self.start()
+        self.connect()
         if not self._ready:
             from jupyter_core.utils import run_sync
 
-            self._kc.wait_for_ready(timeout=120)
+            run_sync(wait_until_ready)(self._kc, self.km, timeout=120)
             self.client = self.km.client()
             self.client.allow_stdin = False  # comme les clients de nbclient : input() échoue, ne bloque pas
             self.client.start_channels()
-            run_sync(self.client.wait_for_ready)(timeout=120)
+            run_sync(wait_until_ready)(self.client, self.km, timeout=120)
             self._ready = True
         code = (
             f"__import__('os').chdir({str(cwd)!r})\n"
@@ -412,7 +471,7 @@ class NotebookKernel:
             except Exception:  # noqa: BLE001 - noyau déjà arrêté
                 pass
             self.km = None
-        self._ready = False
+        self._ready = self._connected = False
 
     def __enter__(self) -> "NotebookKernel":
         return self
@@ -596,6 +655,8 @@ def _git_commit() -> str | None:
 VALIDATION_CACHE = ".cache-lecture"
 #: sous-dossier de ``processed_dir`` : fichiers d'entrée déjà lus (clé : nom et octets du fichier)
 READ_CACHE = ".cache-fichiers"
+#: sous-dossier de ``processed_dir`` : tables nettoyées déjà écrites en Parquet (clé : leur contenu)
+TABLE_CACHE = ".cache-tables"
 
 
 def cache_salt() -> str:
@@ -615,8 +676,8 @@ def clean_inputs(params: Params, rules: dict, progress: Progress):
     cache = ContentCache(params.processed_dir / VALIDATION_CACHE, suffix=".pickle")
     read_cache = ContentCache(params.processed_dir / READ_CACHE, suffix=".pickle")
     if params.force:
-        shutil.rmtree(cache.folder, ignore_errors=True)
-        shutil.rmtree(read_cache.folder, ignore_errors=True)
+        for folder in (cache.folder, read_cache.folder, params.processed_dir / TABLE_CACHE):
+            shutil.rmtree(folder, ignore_errors=True)
     salt = cache_salt()
     with progress.timed("lecture"):
         result = clean_folder(params.data_dir, rules, cache=cache, cache_salt=salt, read_cache=read_cache)
@@ -663,7 +724,12 @@ def prepare(params: Params, progress: Progress) -> Prepared:
     if params.force or not cache_intact(processed):
         tmp_proc = params.processed_dir / f".tmp-{digest}-{os.getpid()}"
         shutil.rmtree(tmp_proc, ignore_errors=True)
-        write_processed(result, tmp_proc)
+        from ..cache import ContentCache
+        from ..reading.cleaning import VALIDATION_CACHE_MAX_BYTES, VALIDATION_CACHE_MAX_ENTRIES
+
+        tables = ContentCache(params.processed_dir / TABLE_CACHE, suffix=".parquet")
+        write_processed(result, tmp_proc, cache=tables, cache_salt=cache_salt())
+        tables.prune(VALIDATION_CACHE_MAX_ENTRIES, VALIDATION_CACHE_MAX_BYTES)
         _write_json(tmp_proc / "lecture.json", {"avertissements": result.warnings,
                                                  "sources_absentes": result.absent_sources,
                                                  "fichiers_ignores": result.ignored_files,
@@ -770,12 +836,26 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
         "rules": str((prep.processed / "regles" / rules.name).resolve()),
         "fictif": bool(prep.fictif),
     }
+    from concurrent.futures.process import BrokenProcessPool
+
+    from ..indicators.results import STAGES
+
+    stage_names = [name for name, _, _ in STAGES]
+    early: dict | None = None  # étapes envoyées au processus des résultats avant le contexte
     try:
+        if stages is not None:
+            # étapes envoyées tout de suite : le processus des résultats charge son contexte pendant que
+            # celui-ci charge le sien (0,15 s de moins avant le notebook du rapport) ; abandonnées si le
+            # rapport de la région est repris tel quel
+            with contextlib.suppress(BrokenProcessPool):  # arrêté : voir plus bas
+                early = {name: stages.submit(_stage_in_worker, nb_params, name) for name in stage_names}
         # le contexte des notebooks (tables de la région) : son empreinte dit si la région a changé
         ctx = _context(nb_params)
         key = region_key(ctx.data_fingerprint, params)
         if not params.force and _reuse_region(final, key, params, rules, result, annee, region, prep.fictif,
                                               digest, ctx.data_fingerprint):
+            if early:
+                stages.cancel(list(early.values()))
             shutil.rmtree(tmp, ignore_errors=True)
             if kernel is not None and release_kernel:
                 kernel.stop()
@@ -809,18 +889,15 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
             # avant que le dossier temporaire soit effacé
             for executor in (computing, behind):
                 stack.callback(executor.shutdown, wait=True, cancel_futures=True)
-            from ..indicators.results import STAGES
-
             # une étape après l'autre : chaque notebook part dès que les étapes qu'il lit sont faites
-            stage_names = [name for name, _, _ in STAGES]
             pending = None
             if stages is not None:
-                from concurrent.futures.process import BrokenProcessPool
-
                 # dans le processus des résultats, dans l'ordre (un seul processus) ; wait_stages :
                 # attend qu'elles soient toutes finies, en échec ou non
                 try:
-                    pending = {name: stages.submit(_stage_in_worker, nb_params, name) for name in stage_names}
+                    if early is None:
+                        raise BrokenProcessPool("processus des résultats arrêté")
+                    pending, early = early, None  # leur abandon en cas d'échec est confié à la pile
                     wait_stages = functools.partial(concurrent.futures.wait, list(pending.values()))
                     # sortie en échec (notebook, Ctrl-C) : étapes pas encore faites abandonnées, celle
                     # en cours attendue (elle écrit dans le dossier temporaire)
@@ -886,6 +963,8 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
         shutil.rmtree(tmp, ignore_errors=True)
         raise kept from exc
     except BaseException:
+        if early:  # échec avant les notebooks : les étapes envoyées d'avance écrivent dans tmp
+            stages.abandon(list(early.values()))
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     progress.say(f"Rapport écrit dans « {final} ».")
@@ -961,7 +1040,9 @@ class StageWorker:
     relance (calcul des résultats, client des notebooks, fiches, rendu) : mesuré avec py-spy, les
     résultats en prenaient plus du tiers.
 
-    Créé par « fork » avant les processus des fiches et tout noyau Jupyter ou client ZMQ, en priorité
+    Créé par « fork » avant les processus des fiches et tout client ZMQ (le processus du noyau est
+    déjà lancé, mais ce processus n'a encore rien ouvert de ZMQ : :meth:`NotebookKernel.launch`), après
+    l'import de pandas et pyarrow, dont il hérite ; en priorité
     normale (il est sur le chemin des notebooks), ses imports faits tout de suite, pendant la lecture
     des données. Il ne se sert pas de Typst : le créer après un rendu Typst de ce processus est sans
     risque. Les processus des fiches sont ensuite créés alors que le fil de gestion de l'exécuteur
@@ -999,6 +1080,12 @@ class StageWorker:
         for job in jobs:
             job.cancel()
         concurrent.futures.wait(jobs)
+
+    def cancel(self, jobs: list) -> None:
+        """Abandonne ``jobs`` (rapport de la région repris tel quel) comme :meth:`abandon`, puis
+        laisse le processus prêt pour les travaux suivants (région suivante)."""
+        self.abandon(jobs)
+        self._abandoned.clear()
 
     def sheet_results(self, nb_params: dict) -> bool:
         """Calcule les résultats que seules les fiches lisent (:func:`_sheet_results_in_worker`) ;
@@ -1184,9 +1271,10 @@ def build_report(params: Params) -> list[Path]:
     ``params.region`` vaut un code INSEE, ``None`` (la seule région du référentiel) ou ``toutes``
     (chaque région du référentiel, réparties sur ``params.jobs`` processus).
 
-    Une seule région : le processus des résultats (:class:`StageWorker`, avec ``jobs > 1``) puis ceux
-    des fiches sont créés d'abord, puis le noyau des notebooks, qui démarre et importe ses modules
-    pendant la lecture des données ; les fiches sont rendues (en priorité basse) pendant l'exécution
+    Une seule région : le processus du noyau des notebooks est lancé d'abord (il démarre et importe
+    ses modules pendant que ce processus importe les siens et lit les données), puis le processus des
+    résultats (:class:`StageWorker`, avec ``jobs > 1``) et ceux des fiches sont créés, puis les canaux
+    du noyau ouverts ; les fiches sont rendues (en priorité basse) pendant l'exécution
     des notebooks. Plusieurs régions avec ``jobs > 1`` :
     une région par processus, les plus grandes d'abord. Le résultat ne dépend pas de ``jobs``.
     """
@@ -1204,27 +1292,38 @@ def build_report(params: Params) -> list[Path]:
         progress.say(f"Des sorties de « {info['sorties_modifiees']} » ont été effacées ou modifiées depuis la "
                      "dernière exécution : le rapport est refait.")
 
-    from ..indicators import persist
-    from ..publishing import render
-
-    calc_cache = params.processed_dir / persist.CALC_CACHE
-    if params.force:
-        # tout est refait : aucune figure, aucun calcul ni modèle compilé n'est repris des exécutions
-        # précédentes
-        from ..publishing.fiches import FIGURE_CACHE
-
-        for name in (FIGURE_CACHE, persist.CALC_CACHE, TEMPLATE_CACHE):
-            shutil.rmtree(params.processed_dir / name, ignore_errors=True)
-    render.use_template_cache(params.processed_dir / TEMPLATE_CACHE)
     multi = bool(params.region and params.region.lower() in ALL_REGIONS)
     parallel_regions = multi and params.jobs > 1 and not _typst_started()
     finals: list[Path] = []
     with contextlib.ExitStack() as stack:
+        kernel = None
+        if not parallel_regions:
+            # le processus du noyau d'abord : il démarre et importe pandas, matplotlib et le paquet
+            # pendant que ce processus importe les siens puis lit les données (lancé avant les
+            # imports de ce processus, il a un cœur pour lui seul au début)
+            kernel = stack.enter_context(NotebookKernel())
+            kernel.launch()
+        # pandas et pyarrow, importés ici, avant le « fork » du processus des résultats : il en hérite
+        import pandas  # noqa: F401
+        import pyarrow.parquet  # noqa: F401
+
+        from ..indicators import persist
+        from ..publishing import render
+
+        calc_cache = params.processed_dir / persist.CALC_CACHE
+        if params.force:
+            # tout est refait : aucune figure, aucun calcul ni modèle compilé n'est repris des
+            # exécutions précédentes
+            from ..publishing.fiches import FIGURE_CACHE
+
+            for name in (FIGURE_CACHE, persist.CALC_CACHE, TEMPLATE_CACHE):
+                shutil.rmtree(params.processed_dir / name, ignore_errors=True)
+        render.use_template_cache(params.processed_dir / TEMPLATE_CACHE)
         # calculs des étapes repris d'une exécution à l'autre, ici et dans les processus créés ensuite
         # (résultats, régions) ; les notebooks, qui ne font que relire les résultats, n'en ont pas
         persist.activate(calc_cache, cache_salt())
         stack.callback(persist.deactivate)
-        pool = kernel = stages = None
+        pool = stages = None
         if not parallel_regions:
             if params.jobs > 1:
                 stages = StageWorker.create()
@@ -1234,8 +1333,7 @@ def build_report(params: Params) -> list[Path]:
                 from ..publishing.fiches import fiche_pool
 
                 pool = stack.enter_context(fiche_pool(params.jobs, background=True))
-            kernel = stack.enter_context(NotebookKernel())
-            kernel.start()
+            kernel.connect()  # ZMQ ouvert ici seulement, après les « fork »
 
         prep = prepare(params, progress)
         if info.get("regles") not in (None, prep.rules.sha256):
@@ -1399,7 +1497,7 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
     from dataclasses import asdict
 
     from .. import __version__
-    from ..reading.readers import sha256_file
+    from ..reading.files import sha256_file
 
     if kept is not None:
         outputs_list, n_fiches, sheets_digest = kept["sorties"], kept.get("fiches", 0), kept.get("fiches_empreinte")

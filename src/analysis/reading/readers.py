@@ -20,7 +20,6 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import functools
-import hashlib
 import re
 import unicodedata
 from dataclasses import dataclass, field
@@ -29,13 +28,11 @@ from pathlib import Path
 
 import pandas as pd
 
+from .files import InputError, sha256_file  # noqa: F401 - noms publics de ce module
+
 LINE_COL = "_ligne"
 FILE_COL = "_fichier"
 SUPPORTED_SUFFIXES = (".csv", ".txt", ".xlsx", ".xlsm")
-
-
-class InputError(Exception):
-    """Erreur bloquante sur les données d'entrée ; le message est en français et destiné à l'analyste."""
 
 
 def normalize_name(name: object) -> str:
@@ -79,14 +76,6 @@ def _header(cells) -> tuple[list[str], list[str]]:
     while original and not original[-1]:
         original.pop()
     return original, [normalize_name(h) for h in original]
-
-
-def sha256_file(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 @dataclass
