@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import logging
@@ -102,6 +103,14 @@ def _sha_bytes(data: bytes) -> str:
 
 
 def code_fingerprint() -> str:
+    """SHA-256 du code : paquet (sources, modèles, feuilles de style), notebooks et verrou des
+    versions. Calculée une fois par processus (une exécution ne change pas de code en cours de
+    route ; elle sert aux clés des caches, à la clé de la région et au manifeste)."""
+    return _code_fingerprint()
+
+
+@functools.lru_cache(maxsize=1)
+def _code_fingerprint() -> str:
     h = hashlib.sha256()
     files = sorted(
         [p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css", ".js", ".csv", ".tpl", ".json", ".html", ".typ")]
@@ -625,6 +634,14 @@ def recover_leftovers(out_dir: Path, processed_dir: Path) -> list[str]:
 
 
 def _versions() -> dict:
+    """Versions installées (copie de :func:`_installed_versions`, lues une fois par processus)."""
+    return dict(_installed_versions())
+
+
+@functools.lru_cache(maxsize=1)
+def _installed_versions() -> dict:
+    # lues dans les métadonnées des paquets (0,02 s par appel) ; appelé par les clés des caches, la
+    # clé de la région et le manifeste
     from importlib.metadata import PackageNotFoundError, version
 
     out = {"python": sys.version.split()[0]}
@@ -1303,11 +1320,14 @@ def build_report(params: Params) -> list[Path]:
             # imports de ce processus, il a un cœur pour lui seul au début)
             kernel = stack.enter_context(NotebookKernel())
             kernel.launch()
-        # pandas et pyarrow, importés ici, avant le « fork » du processus des résultats : il en hérite
+        # pandas, pyarrow et le calcul des résultats (modèle des règles compris), importés ici avant le
+        # « fork » du processus des résultats, qui en hérite : ce processus en a besoin de toute façon
+        # (lecture, fiches), le processus des résultats n'a plus que SciPy à importer
         import pandas  # noqa: F401
         import pyarrow.parquet  # noqa: F401
 
         from ..indicators import persist
+        from ..indicators import results as _results  # noqa: F401
         from ..publishing import render
 
         calc_cache = params.processed_dir / persist.CALC_CACHE
