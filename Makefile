@@ -85,7 +85,7 @@ demo: $(STAMP)
 	@$(PY) -m analysis demo --out "$(DATA)"
 
 # Caches régénérables : tables nettoyées, sources validées, fiches et figures déjà rendues (data/processed,
-# y compris .cache-lecture, .cache-fiches et .cache-figures), état « rien à refaire » des rapports ($(OUT)/.etat) ; les rapports restent.
+# y compris .cache-lecture, .cache-fichiers, .cache-tables, .cache-calculs, .cache-fiches et .cache-figures), état « rien à refaire » des rapports ($(OUT)/.etat) ; les rapports restent.
 clean:
 	@find data/processed -mindepth 1 -maxdepth 1 ! -name .gitkeep -exec rm -rf {} +
 	@rm -rf "$(OUT)/.etat"
