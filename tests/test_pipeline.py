@@ -359,7 +359,7 @@ def test_region_fingerprint_sees_only_what_the_region_report_reads(tmp_path):
     assert _context_of(data, "28").data_fingerprint != ref
 
 
-def test_untouched_region_is_kept_and_equals_a_cold_run(built, tmp_path, monkeypatch):
+def test_untouched_region_is_kept_and_equals_a_cold_run(built, tmp_path, monkeypatch, caplog):
     """REGION=toutes après la correction d'une valeur de la région 84 : le rapport de la région 28 n'est
     pas refait (mêmes fichiers), son manifeste nomme les entrées actuelles, et il est identique à
     l'octet au rapport 28 construit à froid sur ces entrées.
@@ -376,8 +376,12 @@ def test_untouched_region_is_kept_and_equals_a_cold_run(built, tmp_path, monkeyp
                     encoding="utf-8")
     kept = out2 / "2024" / "28"
     stamps = {p: p.stat().st_mtime_ns for p in kept.rglob("*") if p.is_file() and p.name != "manifest.json"}
-    finals = build_report(params(tmp_path, data2, out2, region="toutes"))
+    with caplog.at_level("WARNING", logger="analysis"):
+        finals = build_report(params(tmp_path, data2, out2, region="toutes"))
     assert sorted(f.name for f in finals) == ["28", "84"]
+    # les étapes envoyées d'avance pour la région 28, reprise telle quelle, sont abandonnées sans
+    # empêcher celles de la région 84 (calculées d'avance, pas par ses notebooks)
+    assert "calcul anticipé" not in caplog.text
     assert {p: p.stat().st_mtime_ns for p in stamps} == stamps  # rien de réécrit dans la région 28
     manifest = json.loads((kept / "manifest.json").read_text(encoding="utf-8"))
     assert manifest["reprise"]["raison"].startswith("données de la région")
