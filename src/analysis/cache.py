@@ -21,14 +21,20 @@ _PARQUET_READS: OrderedDict = OrderedDict()
 PARQUET_READS_MAX = 64
 
 
+def file_identity(path: Path | str) -> tuple:
+    """``(inode, taille, date de modification en ns)`` : change quand le fichier est remplacé ou
+    réécrit (les fichiers du projet sont écrits d'un coup, par renommage). Lève ``OSError``."""
+    st = os.stat(path)
+    return st.st_ino, st.st_size, st.st_mtime_ns
+
+
 def read_parquet_once(path: Path | str, **kwargs):
     """``pandas.read_parquet(path, **kwargs)``, lu une fois par processus tant que le fichier n'a pas
     changé (même inode, taille et date de modification : les tables du projet sont écrites d'un coup,
     par renommage) ; renvoie une copie, que l'appelant peut modifier."""
     import pandas as pd
 
-    st = os.stat(path)
-    key = (os.path.abspath(path), st.st_ino, st.st_size, st.st_mtime_ns, repr(sorted(kwargs.items())))
+    key = (os.path.abspath(path), *file_identity(path), repr(sorted(kwargs.items())))
     df = _PARQUET_READS.get(key)
     if df is None:
         df = pd.read_parquet(path, **kwargs)
@@ -58,15 +64,16 @@ def table_fingerprint(df) -> str:
     h = hashlib.sha256()
     head = [[str(c) for c in df.columns], [str(t) for t in df.dtypes], len(df),
             [str(df.index.dtype), df.index.name]]
+    kinds = []  # type des valeurs de chaque colonne ``object``
     try:
         for c in df.columns:
             col = df[c]
             if col.dtype == object:
-                head.append(pd.api.types.infer_dtype(col, skipna=True))
+                kinds.append(pd.api.types.infer_dtype(col, skipna=True))
             h.update(col.isna().to_numpy().tobytes())
-        if any(t == "mixed" or t.startswith("mixed-") for t in head[4:]):
+        if any(t == "mixed" or t.startswith("mixed-") for t in kinds):
             raise TypeError("types mêlés")
-        h.update(json.dumps(head + [df.attrs], sort_keys=True, default=str).encode())
+        h.update(json.dumps(head + kinds + [df.attrs], sort_keys=True, default=str).encode())
         h.update(pd.util.hash_pandas_object(df, index=True).to_numpy().tobytes())
     except (TypeError, ValueError):  # valeurs non hachables ou de types mêlés : la sérialisation exacte
         h = hashlib.sha256(pickle.dumps(df, protocol=pickle.HIGHEST_PROTOCOL))

@@ -121,15 +121,14 @@ def _region_tables(pdir: Path, region: str) -> tuple[dict, dict, dict]:
     renommage), puis copiés pour chaque notebook, qui peut les modifier. Les cinq notebooks d'un
     rapport chargent le même contexte : mesuré, 0,08 s de lecture et de filtrage chacun."""
     import copy
-    import os
 
+    from ..cache import file_identity
     from ..reading.cleaning import processed_columns, region_finess, rows_of_other_regions
 
     identity = []
     for p in sorted(pdir.glob("*.parquet")) + [pdir / "lecture.json"]:
         try:
-            st = os.stat(p)
-            identity.append((p.name, st.st_ino, st.st_size, st.st_mtime_ns))
+            identity.append((p.name, *file_identity(p)))
         except FileNotFoundError:
             identity.append((p.name, None))
     key = (str(pdir.resolve()), region, tuple(identity))

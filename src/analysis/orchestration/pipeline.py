@@ -102,15 +102,11 @@ def _sha_bytes(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
+@functools.lru_cache(maxsize=1)
 def code_fingerprint() -> str:
     """SHA-256 du code : paquet (sources, modèles, feuilles de style), notebooks et verrou des
     versions. Calculée une fois par processus (une exécution ne change pas de code en cours de
     route ; elle sert aux clés des caches, à la clé de la région et au manifeste)."""
-    return _code_fingerprint()
-
-
-@functools.lru_cache(maxsize=1)
-def _code_fingerprint() -> str:
     h = hashlib.sha256()
     files = sorted(
         [p for p in PACKAGE_DIR.rglob("*") if p.is_file() and p.suffix in (".py", ".j2", ".css", ".js", ".csv", ".tpl", ".json", ".html", ".typ")]
@@ -908,22 +904,19 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 stack.callback(executor.shutdown, wait=True, cancel_futures=True)
             # une étape après l'autre : chaque notebook part dès que les étapes qu'il lit sont faites
             pending = None
+            if stages is not None and early is None:  # arrêté (mémoire…) avant même les étapes : ici, dans un fil
+                log.warning("Avertissement : le processus des résultats s'est arrêté ; les résultats sont "
+                            "calculés dans le processus principal.")
+                stages = None
             if stages is not None:
-                # dans le processus des résultats, dans l'ordre (un seul processus) ; wait_stages :
+                # envoyées au processus des résultats (ci-dessus), calculées dans l'ordre ; wait_stages :
                 # attend qu'elles soient toutes finies, en échec ou non
-                try:
-                    if early is None:
-                        raise BrokenProcessPool("processus des résultats arrêté")
-                    pending, early = early, None  # leur abandon en cas d'échec est confié à la pile
-                    wait_stages = functools.partial(concurrent.futures.wait, list(pending.values()))
-                    # sortie en échec (notebook, Ctrl-C) : étapes pas encore faites abandonnées, celle
-                    # en cours attendue (elle écrit dans le dossier temporaire)
-                    stack.push(lambda kind, *_, jobs=list(pending.values()), worker=stages: kind is not None
-                               and worker.abandon(jobs))
-                except BrokenProcessPool:  # arrêté (mémoire…) avant même les étapes : ici, dans un fil
-                    log.warning("Avertissement : le processus des résultats s'est arrêté ; les résultats sont "
-                                "calculés dans le processus principal.")
-                    pending = stages = None
+                pending, early = early, None  # leur abandon en cas d'échec est confié à la pile
+                wait_stages = functools.partial(concurrent.futures.wait, list(pending.values()))
+                # sortie en échec (notebook, Ctrl-C) : étapes pas encore faites abandonnées, celle
+                # en cours attendue (elle écrit dans le dossier temporaire)
+                stack.push(lambda kind, *_, jobs=list(pending.values()), worker=stages: kind is not None
+                           and worker.abandon(jobs))
             if pending is None:
                 pending = {name: concurrent.futures.Future() for name in stage_names}
                 wait_stages = computing.submit(_run_stages, ctx, dict(pending)).result
