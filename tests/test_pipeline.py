@@ -119,6 +119,32 @@ def test_manifest_traces_inputs_rules_and_versions(built):
     assert {"ciblage.csv", "rapport_annuel.pdf"} <= {o["fichier"] for o in m["sorties"]}
 
 
+def test_manifest_chronology_shows_what_waits_for_what(built):
+    # chronologie de la construction (s depuis le lancement) : chaque notebook part après les étapes
+    # des résultats qu'il lit, le rendu suit le notebook du rapport, les fiches et le classeur finissent
+    # avant le manifeste ; une étape est notée par le fil qui la reçoit, quelques microsecondes après
+    # le réveil du notebook qui l'attendait (d'où la tolérance d'un arrondi)
+    c = json.loads((built[3] / "manifest.json").read_text(encoding="utf-8"))["chronologie_s"]
+    nbs = ["01_qualite_donnees", "02_ciblage", "03_suivi_engagements", "05_rapport_annuel", "04_tendances"]
+    assert set(c) == {"lecture", "etape_ciblage", "etape_suivi", "etape_tendances", "rapport_html", "rapport_pdf",
+                      "fiches_et_classeur", *(f"debut_{n}" for n in nbs), *(f"fin_{n}" for n in nbs)}
+    assert list(c.values()) == sorted(c.values()) and c["lecture"] > 0
+
+    def before(a, b):
+        assert c[a] <= c[b] + 0.011, (a, c[a], b, c[b])
+
+    before("lecture", "debut_01_qualite_donnees")
+    before("etape_ciblage", "debut_02_ciblage")
+    before("etape_suivi", "debut_03_suivi_engagements")
+    before("etape_tendances", "debut_05_rapport_annuel")
+    for n in nbs:
+        before(f"debut_{n}", f"fin_{n}")
+    before("fin_05_rapport_annuel", "rapport_html")
+    before("rapport_html", "rapport_pdf")
+    before("rapport_pdf", "fiches_et_classeur")
+    before("fin_04_tendances", "fiches_et_classeur")
+
+
 def test_unchanged_rerun_does_nothing(built):
     tmp, data, out, final = built
     before = (final / "manifest.json").stat().st_mtime_ns

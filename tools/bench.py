@@ -220,6 +220,11 @@ def format_report(result: dict) -> str:
             # aucune répartition du travail ne descend sous ce temps sur cette machine
             detail.append([f"  durée la plus courte possible de ce travail sur {coeurs} cœur(s) (processeur / cœurs)",
                            fmt_duree(c["cpu_median_s"] / coeurs), ""])
+        chrono = c.get("chronologie_s") or {}
+        if chrono:
+            # ce qui attend quoi : les notebooks partent quand les étapes qu'ils lisent sont faites
+            detail.append(["  chronologie de la dernière (s depuis le lancement ; manifeste, chronologie_s)",
+                           "", " · ".join(f"{k} {_fr(v, 2)}" for k, v in chrono.items())])
     fi = m.get("fiches")
     if fi and fi.get("weasyprint_par_fiche_s") is not None:
         detail.append([f"Fiche WeasyPrint d'avant (non balisée, {fi.get('echantillon_moteurs', '?')} fiches, "
@@ -506,7 +511,8 @@ def bench_relance_correction(froid: dict, reps: int) -> dict:
     rendu = (man or {}).get("fiches_rendu") or {}
     return {"median_s": _median(runs), "executions_s": runs, "cpu_median_s": _median(cpus),
             "fiches_rendues": rendu.get("rendues"),
-            "fiches_reprises": rendu.get("reprises"), "parties_s": (man or {}).get("durees_s", {})}
+            "fiches_reprises": rendu.get("reprises"), "parties_s": (man or {}).get("durees_s", {}),
+            "chronologie_s": (man or {}).get("chronologie_s", {})}
 
 
 # --------------------------------------------------------------------------- 4. fiches

@@ -76,6 +76,9 @@ class Progress:
     warnings: list[str] = field(default_factory=list)
     #: régions dont le rapport publié a été repris tel quel (empreinte de la région inchangée)
     reused: list[str] = field(default_factory=list)
+    #: chronologie de la construction : moment (s depuis le lancement) où chaque étape finit ou commence,
+    #: écrite dans le manifeste (``chronologie_s``) : ce qui attend quoi, et donc ce qui limite la durée
+    events: dict[str, float] = field(default_factory=dict)
 
     def say(self, msg: str) -> None:
         if not self.quiet:
@@ -92,6 +95,10 @@ class Progress:
                 prog.timings[name] = prog.timings.get(name, 0.0) + time.perf_counter() - self.t
 
         return _T()
+
+    def mark(self, name: str) -> None:
+        """Note le moment de ``name`` (la première fois seulement ; appelable d'un autre fil)."""
+        self.events.setdefault(name, round(time.perf_counter() - self.t0, 2))
 
 
 # ------------------------------------------------------------------------------------------
@@ -831,7 +838,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
 
     # this region's timings (the shared reading counted once in each manifest)
     outer, progress = progress, Progress(quiet=progress.quiet, t0=progress.t0,
-                                         timings={"lecture": prep.lecture_s})
+                                         timings={"lecture": prep.lecture_s}, events=dict(progress.events))
     annee, rules, result = prep.annee, prep.rules, prep.result
     final = params.out_dir / str(annee) / region
     # chemins absolus, fixés ici : pendant qu'un notebook s'exécute, Papermill change le dossier
@@ -920,6 +927,8 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
             if pending is None:
                 pending = {name: concurrent.futures.Future() for name in stage_names}
                 wait_stages = computing.submit(_run_stages, ctx, dict(pending)).result
+            for name, job in pending.items():
+                job.add_done_callback(lambda _job, name=name: progress.mark(f"etape_{name}"))
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
 
             def start_background(pool_=pool) -> None:
@@ -946,8 +955,10 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                     elif not pending:
                         start_background()
                 progress.say(f"[{region}] Notebook {i}/{len(NOTEBOOKS)} : {nb}…")
+                progress.mark(f"debut_{Path(nb).stem}")  # les résultats qu'il lit sont prêts
                 with progress.timed("notebooks"):
                     run_notebook(nb, tmp / "notebooks" / nb, nb_params, cwd=tmp, kernel=kernel)
+                progress.mark(f"fin_{Path(nb).stem}")
                 strip_machine_details(tmp / "notebooks" / nb, nb_params)  # publié sans dates ni dossiers
                 if nb == NOTEBOOKS[-1]:
                     if not background:  # résultats calculés par le notebook du rapport lui-même
@@ -965,6 +976,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 finish = job.result()
                 if callable(finish):
                     finish()
+            progress.mark("fiches_et_classeur")
         _write_manifest(tmp, params, rules, result, annee, region, prep.fictif, digest, progress,
                         extra={"empreinte_region": key, "empreinte_donnees_region": ctx.data_fingerprint})
         replace_dir(tmp, final)
@@ -1229,6 +1241,7 @@ def _reuse_region(final: Path, key: str, params, rules, result, annee, region, f
     _write_manifest(final, params, rules, result, annee, region, fictif, digest, progress, kept=old,
                     extra={"empreinte_region": key, "empreinte_donnees_region": data_fp,
                            "reprise": {"durees_s_construction": old.get("durees_s", {}),
+                                       "chronologie_s_construction": old.get("chronologie_s", {}),
                                        "code_construction": old.get("code"),
                                        "raison": "données de la région, règles et code inchangés"}})
     return True
@@ -1349,6 +1362,7 @@ def build_report(params: Params) -> list[Path]:
             kernel.connect()  # ZMQ ouvert ici seulement, après les « fork »
 
         prep = prepare(params, progress)
+        progress.mark("lecture")
         if info.get("regles") not in (None, prep.rules.sha256):
             raise InputError(
                 f"Le fichier de règles « {prep.rules.name} » a été modifié au lancement de "
@@ -1429,7 +1443,9 @@ def _render_report(tmp, annee, region, fictif, progress) -> None:
             title="Suivi qualité des CPOM — rapport annuel", region_label=region_label(region), annee=annee,
             fictif=fictif,
         )
+        progress.mark("rapport_html")
         rapport_pdf.html_to_pdf(html, tmp / "rapport_annuel.pdf")
+        progress.mark("rapport_pdf")
 
 
 def _write_workbook(tmp, rules, result, annee, region, progress) -> None:
@@ -1550,6 +1566,7 @@ def _write_manifest(tmp, params, rules, result, annee, region, fictif, digest, p
         "versions": _versions(),
         "code": {"version": __version__, "commit_git": _git_commit(), "empreinte": code_fingerprint()},
         "durees_s": {k: round(v, 2) for k, v in progress.timings.items()},
+        "chronologie_s": dict(sorted(progress.events.items(), key=lambda kv: kv[1])),
         **(extra or {}),
     }
     # écrit à côté puis mis en place : un manifeste n'est jamais à moitié écrit (reprise d'un
