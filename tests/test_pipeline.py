@@ -480,25 +480,32 @@ def test_ctrl_c_during_the_stages_stops_every_process_and_keeps_the_report(built
     import psutil
 
     tmp, data, out, final = built
-    before = _snapshot(final)
     shutil.copytree(tmp / "processed", tmp_path / "processed")
     cmd = [sys.executable, "-m", "analysis", "report", "--data", str(data), "--out", str(out), "--processed",
            str(tmp_path / "processed"), "--region", "28", "--jobs", "2", "--force"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True, cwd=str(tmp_path))
-    lines = []
-    for line in proc.stdout:  # le premier notebook démarre : les étapes sont en cours
-        lines.append(line)
-        if "Notebook 1/5" in line:
+    # Sur une machine très chargée, ce processus de test peut lire la ligne « Notebook 1/5 » après la
+    # fin de la construction (observé une fois, suite complète en parallèle) : le signal arrive alors
+    # pendant la sortie du programme, qui a fini son travail. Ce cas ne dit rien de l'arrêt demandé :
+    # la construction est relancée (trois essais au plus).
+    for _attempt in range(3):
+        before = _snapshot(final)
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                                start_new_session=True, cwd=str(tmp_path))
+        lines = []
+        for line in proc.stdout:  # le premier notebook démarre : les étapes sont en cours
+            lines.append(line)
+            if "Notebook 1/5" in line:
+                break
+        children = psutil.Process(proc.pid).children(recursive=True)
+        assert len(children) >= 3  # processus des résultats, des fiches, noyau
+        os.killpg(proc.pid, signal.SIGINT)
+        t0 = time.monotonic()
+        rest, _ = proc.communicate(timeout=30)
+        assert time.monotonic() - t0 < 15
+        text = "".join(lines) + rest
+        if not (proc.returncode == 0 and "Rapport écrit" in rest):
             break
-    children = psutil.Process(proc.pid).children(recursive=True)
-    assert len(children) >= 3  # processus des résultats, des fiches, noyau
-    os.killpg(proc.pid, signal.SIGINT)
-    t0 = time.monotonic()
-    rest, _ = proc.communicate(timeout=30)
-    assert time.monotonic() - t0 < 15
-    text = "".join(lines) + rest
-    assert proc.returncode == 130 and "Interrompu" in text
+    assert proc.returncode == 130 and "Interrompu" in text, text
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive
