@@ -481,31 +481,34 @@ def test_ctrl_c_during_the_stages_stops_every_process_and_keeps_the_report(built
 
     tmp, data, out, final = built
     shutil.copytree(tmp / "processed", tmp_path / "processed")
-    cmd = [sys.executable, "-m", "analysis", "report", "--data", str(data), "--out", str(out), "--processed",
-           str(tmp_path / "processed"), "--region", "28", "--jobs", "2", "--force"]
-    # Sur une machine très chargée, ce processus de test peut lire la ligne « Notebook 1/5 » après la
-    # fin de la construction (observé une fois, suite complète en parallèle) : le signal arrive alors
-    # pendant la sortie du programme, qui a fini son travail. Ce cas ne dit rien de l'arrêt demandé :
-    # la construction est relancée (trois essais au plus).
-    for _attempt in range(3):
-        before = _snapshot(final)
-        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                                start_new_session=True, cwd=str(tmp_path))
-        lines = []
-        for line in proc.stdout:  # le premier notebook démarre : les étapes sont en cours
-            lines.append(line)
-            if "Notebook 1/5" in line:
-                break
-        children = psutil.Process(proc.pid).children(recursive=True)
-        assert len(children) >= 3  # processus des résultats, des fiches, noyau
-        os.killpg(proc.pid, signal.SIGINT)
-        t0 = time.monotonic()
-        rest, _ = proc.communicate(timeout=30)
-        assert time.monotonic() - t0 < 15
-        text = "".join(lines) + rest
-        if not (proc.returncode == 0 and "Rapport écrit" in rest):
+    args = ["report", "--data", str(data), "--out", str(out), "--processed", str(tmp_path / "processed"),
+            "--region", "28", "--jobs", "2", "--force"]
+    # Le programme est lancé comme d'un terminal : Ctrl-C y a son effet par défaut. Un processus
+    # lancé d'ici hériterait sinon de l'état de SIGINT du processus de test (ignoré ou bloqué : le
+    # signal resterait alors sans effet, et le programme finirait avec le code 0 ; vu deux fois dans
+    # la suite complète d'un clone neuf, jamais le test seul).
+    launcher = ("import runpy, signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+                "signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT]); "
+                "sys.argv = ['analysis', *sys.argv[1:]]; runpy.run_module('analysis', run_name='__main__')")
+    cmd = [sys.executable, "-c", launcher, *args]
+    state = (f"SIGINT dans le processus de test : {signal.getsignal(signal.SIGINT)!r}, "
+             f"bloqué : {signal.SIGINT in signal.pthread_sigmask(signal.SIG_BLOCK, [])}")
+    before = _snapshot(final)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True, cwd=str(tmp_path))
+    lines = []
+    for line in proc.stdout:  # le premier notebook démarre : les étapes sont en cours
+        lines.append(line)
+        if "Notebook 1/5" in line:
             break
-    assert proc.returncode == 130 and "Interrompu" in text, text
+    children = psutil.Process(proc.pid).children(recursive=True)
+    assert len(children) >= 3  # processus des résultats, des fiches, noyau
+    os.killpg(proc.pid, signal.SIGINT)
+    t0 = time.monotonic()
+    rest, _ = proc.communicate(timeout=30)
+    assert time.monotonic() - t0 < 15
+    text = "".join(lines) + rest
+    assert proc.returncode == 130 and "Interrompu" in text, f"{state}\n{text}"
     assert "Traceback" not in text and "KeyboardInterrupt" not in text
     _, alive = psutil.wait_procs(children, timeout=5)
     assert not alive
