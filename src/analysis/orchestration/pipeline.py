@@ -929,17 +929,21 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 wait_stages = computing.submit(_run_stages, ctx, dict(pending)).result
             for name, job in pending.items():
                 job.add_done_callback(lambda _job, name=name: progress.mark(f"etape_{name}"))
+            # moteurs du rendu chargés dès maintenant, dans la file du rendu : pendant que le processus
+            # des résultats calcule les étapes, celui-ci ne fait presque qu'attendre ; une fois les étapes
+            # faites, il prépare les fiches et le classeur pendant le notebook du rapport (mesuré sur 11
+            # paires de relances alternées : 0,5 s de moins en médiane)
+            computing.submit(_warm_renderers)
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
 
             def start_background(pool_=pool) -> None:
                 # pendant que le noyau exécute les notebooks 05 et 04, ce processus prépare les fiches
-                # (rendues par le pool), écrit le classeur et charge les moteurs du rendu
+                # (rendues par le pool) et écrit le classeur
                 if params.fiches:
                     background.append(behind.submit(_start_fiches, ctx, tmp, result.tables, rules, annee,
                                                     region, prep.fictif, params, progress, pool_, cache_dir,
                                                     stages=stages, nb_params=nb_params))
                 background.append(behind.submit(_write_workbook, tmp, rules, result, annee, region, progress))
-                computing.submit(_warm_renderers)  # avant le rendu du rapport, dans la même file
 
             from .journal import strip_machine_details
 
