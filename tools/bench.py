@@ -9,7 +9,9 @@ Mesure sur la machine courante, en médianes de plusieurs exécutions (moins ave
    --out <tmp> --processed <tmp>/processed --jobs 2 --force`` (aucune sortie ni table nettoyée
    préalable), et ses parties (``durees_s`` du ``manifest.json`` produit) ;
 3. la **même commande relancée sans changement** (ne doit rien refaire), puis relancée **après la
-   correction d'une ligne d'``esin.csv``** (les fiches inchangées sont reprises du cache) ;
+   correction d'une ligne d'``esin.csv``** (les fiches inchangées sont reprises du cache) : chaque
+   rapport à froid est suivi de sa relance après correction, pour que la charge de la machine
+   partagée, qui change d'une minute à l'autre, pèse autant sur les deux ;
 4. la **méthode naïve par établissement** (un notebook Papermill plus son PDF, nbconvert HTML →
    WeasyPrint, par établissement) sur 10 établissements, contre le coût d'une fiche du projet
    (:func:`analysis.fiches.render_fiches` sur les mêmes 10 établissements, plus la part de
@@ -213,6 +215,9 @@ def format_report(result: dict) -> str:
     if c:
         detail.append([f"Relance après correction d'une ligne d'esin ({c.get('fiches_rendues', '?')} fiche(s) "
                        f"rendue(s), {c.get('fiches_reprises', '?')} reprise(s))", fmt_duree(c["median_s"]), runs(c)])
+        if c.get("rapports_au_froid"):
+            detail.append(["  chacune rapportée au rapport à froid mesuré juste avant",
+                           " ; ".join(f"{_fr(100 * x, 1)} %" for x in c["rapports_au_froid"]), ""])
         if c.get("cpu_median_s") is not None:
             coeurs = (result.get("machine") or {}).get("coeurs") or 1
             detail.append(["  temps processeur (tous ses processus : utilisateur + système)",
@@ -436,8 +441,18 @@ def bench_plancher(work: Path, reps: int) -> dict:
 # --------------------------------------------------------------------------- 2 et 3. rapport démo
 
 
-def bench_rapport(work: Path, reps: int, reps_relance: int) -> tuple[dict, dict]:
+def bench_rapport(work: Path, reps: int, reps_relance: int, reps_correction: int) -> tuple[dict, dict, dict]:
+    """Rapport à froid, relance sans changement, relance après correction d'une ligne d'``esin.csv``.
+
+    Chaque rapport à froid est suivi aussitôt de sa ou ses relances après correction, dans son dossier
+    (froid, correction, froid, correction…) : la machine étant partagée, sa charge change d'une minute
+    à l'autre, et des rapports à froid tous mesurés avant toutes les corrections fausseraient leur
+    rapport dans un sens ou dans l'autre. La relance sans changement suit le dernier rapport à froid,
+    avant sa correction."""
     runs, cpus, parts, last_out, n_fiches = [], [], [], None, None
+    per_cold = [reps_correction // reps + (1 if i < reps_correction % reps else 0) for i in range(reps)]
+    corr: dict = {"runs": [], "cpus": [], "pairs": [], "man": None}
+    relance: dict = {}
     for i in range(reps):
         d = work / f"demo_{i}"
         shutil.rmtree(d, ignore_errors=True)
@@ -457,6 +472,11 @@ def bench_rapport(work: Path, reps: int, reps_relance: int) -> tuple[dict, dict]
             shutil.rmtree(last_out, ignore_errors=True)
         last_out = d
         _say(f"rapport à froid {i + 1}/{reps} : {fmt_duree(runs[-1])} {parts[-1]}")
+        if i == reps - 1:
+            relance = bench_relance(d, reps_relance)
+        for _ in range(per_cold[i]):
+            _correct_and_rerun(d, len(corr["runs"]), reps_correction, corr)
+            corr["pairs"].append(corr["runs"][-1] / runs[-1])
     keys = list(dict.fromkeys(k for p in parts for k in p))
     froid = {
         "median_s": _median(runs),
@@ -466,19 +486,28 @@ def bench_rapport(work: Path, reps: int, reps_relance: int) -> tuple[dict, dict]
         "fiches": n_fiches,
         "commande": " ".join(_report_cmd(Path("data/raw"), Path("<tmp>"), Path("<tmp>/processed"), "--force")),
     }
+    man = corr["man"] or {}
+    rendu = man.get("fiches_rendu") or {}
+    correction = {"median_s": _median(corr["runs"]), "executions_s": corr["runs"],
+                  "cpu_median_s": _median(corr["cpus"]),
+                  # chaque relance rapportée au rapport à froid qui la précède (pour information)
+                  "rapports_au_froid": [round(x, 4) for x in corr["pairs"]],
+                  "fiches_rendues": rendu.get("rendues"), "fiches_reprises": rendu.get("reprises"),
+                  "parties_s": man.get("durees_s", {}), "chronologie_s": man.get("chronologie_s", {})}
+    return froid, relance, correction
 
-    # 3. relance sans changement
-    manifest = next(last_out.glob("reports/*/*/manifest.json"))
+
+def bench_relance(d: Path, reps: int) -> dict:
+    """La commande du rapport à froid de ``d`` relancée sans changement : elle ne doit rien refaire."""
+    manifest = next(d.glob("reports/*/*/manifest.json"))
     stamp = manifest.stat().st_mtime_ns
     rel, redone = [], False
-    for i in range(reps_relance):
-        r = _run(_report_cmd(data, last_out / "reports", last_out / "processed"))
+    for i in range(reps):
+        r = _run(_report_cmd(d / "raw", d / "reports", d / "processed"))
         rel.append(r["duree_s"])
         redone = redone or manifest.stat().st_mtime_ns != stamp or "Rien à refaire" not in r["sortie"]
-        _say(f"relance {i + 1}/{reps_relance} : {fmt_duree(rel[-1])}")
-    relance = {"median_s": _median(rel), "executions_s": rel, "rien_refait": not redone}
-    froid["_dossier"] = str(last_out)
-    return froid, relance
+        _say(f"relance {i + 1}/{reps} : {fmt_duree(rel[-1])}")
+    return {"median_s": _median(rel), "executions_s": rel, "rien_refait": not redone}
 
 
 def _correct_one_row(path: Path, k: int) -> None:
@@ -496,23 +525,16 @@ def _correct_one_row(path: Path, k: int) -> None:
     path.write_bytes((b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b"") + "\n".join(lines).encode("utf-8"))
 
 
-def bench_relance_correction(froid: dict, reps: int) -> dict:
-    """Relance après correction d'une ligne d'``esin.csv`` (sans ``--force``, mêmes dossiers que le
-    dernier rapport à froid : tables nettoyées et fiches déjà rendues réutilisables)."""
-    d = Path(froid["_dossier"])
-    runs, cpus, man = [], [], None
-    for i in range(reps):
-        _correct_one_row(d / "raw" / "esin.csv", 7 + 13 * i)
-        r = _run(_report_cmd(d / "raw", d / "reports", d / "processed"))
-        runs.append(r["duree_s"])
-        cpus.append(r["cpu_s"])
-        [man] = _manifests(d / "reports")
-        _say(f"relance après correction {i + 1}/{reps} : {fmt_duree(runs[-1])} {man.get('fiches_rendu')}")
-    rendu = (man or {}).get("fiches_rendu") or {}
-    return {"median_s": _median(runs), "executions_s": runs, "cpu_median_s": _median(cpus),
-            "fiches_rendues": rendu.get("rendues"),
-            "fiches_reprises": rendu.get("reprises"), "parties_s": (man or {}).get("durees_s", {}),
-            "chronologie_s": (man or {}).get("chronologie_s", {})}
+def _correct_and_rerun(d: Path, i: int, reps: int, acc: dict) -> None:
+    """Relance après correction d'une ligne d'``esin.csv`` (la ``i``-ième ; sans ``--force``, dans le
+    dossier ``d`` du rapport à froid qui précède : tables nettoyées et fiches déjà rendues
+    réutilisables) ; durée, processeur et manifeste ajoutés à ``acc``."""
+    _correct_one_row(d / "raw" / "esin.csv", 7 + 13 * i)
+    r = _run(_report_cmd(d / "raw", d / "reports", d / "processed"))
+    acc["runs"].append(r["duree_s"])
+    acc["cpus"].append(r["cpu_s"])
+    [acc["man"]] = _manifests(d / "reports")
+    _say(f"relance après correction {i + 1}/{reps} : {fmt_duree(acc['runs'][-1])} {acc['man'].get('fiches_rendu')}")
 
 
 # --------------------------------------------------------------------------- 4. fiches
@@ -777,11 +799,9 @@ def run_bench(out: Path, quick: bool = False, only_bqss: bool = False) -> dict:
         _say(f"travail dans {work} ; répétitions {reps}")
         if not only_bqss:
             m["plancher"] = bench_plancher(work, reps["plancher"])
-            froid, relance = bench_rapport(work, reps["rapport_froid"], reps["relance"])
-            m["relance_correction"] = bench_relance_correction(froid, reps["correction"])
-            froid.pop("_dossier", None)
-            m["rapport_froid"], m["relance"] = froid, relance
-            m["fiches"] = bench_fiches(work, reps["fiches"], froid)
+            m["rapport_froid"], m["relance"], m["relance_correction"] = bench_rapport(
+                work, reps["rapport_froid"], reps["relance"], reps["correction"])
+            m["fiches"] = bench_fiches(work, reps["fiches"], m["rapport_froid"])
             m["national"] = bench_national(work)
         m["bqss"] = bench_bqss(work, reps["bqss"])
     result["cibles"] = evaluate(m)
