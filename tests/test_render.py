@@ -469,3 +469,29 @@ def test_report_pdf_keeps_every_text_of_unusual_html(tmp_path):
     [table] = [n for n in report_tree(html)["contenu"] if isinstance(n, dict) and n["t"] == "table"]
     assert table["cols"] == 2 and len(table["head"]) == 1  # première ligne d'en-têtes : en-tête
     assert [len(r) for r in table["rows"]] == [2, 2]  # ligne courte complétée d'une cellule vide
+
+
+def test_caches_named_by_relative_paths_stay_out_of_the_report_being_built(tmp_path, monkeypatch):
+    """``make report`` charge les modèles HTML (et, sans « fork », calcule les étapes) pendant que
+    Papermill exécute un notebook dans le dossier du rapport en construction : les caches désignés
+    par un chemin relatif (``data/processed`` par défaut) restent dans le dossier courant de leur
+    désignation, jamais dans le rapport publié (vu le 03/12 : le cache des modèles y était écrit)."""
+    from pathlib import Path
+
+    from analysis.indicators import persist
+    from analysis.publishing import render
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "rapport").mkdir()
+    try:
+        render.use_template_cache(Path("data/processed/.cache-modeles"))
+        persist.activate(Path("data/processed/.cache-calculs"), "sel")
+        monkeypatch.chdir(tmp_path / "rapport")  # comme Papermill pendant un notebook
+        render.warm_up()
+        assert persist.cached("essai", [1], lambda: 42) == 42
+    finally:
+        persist.deactivate()
+        render.use_template_cache(None)
+    assert list((tmp_path / "data" / "processed" / ".cache-modeles").glob("__jinja2_*"))
+    assert list((tmp_path / "data" / "processed" / ".cache-calculs").rglob("*.pickle"))
+    assert list((tmp_path / "rapport").rglob("*")) == []

@@ -251,7 +251,11 @@ _TEMPLATE_CACHE: dict = {"dossier": None}
 
 def use_template_cache(folder: Path | None) -> None:
     """Les modèles nbconvert compilés par Jinja sont gardés dans ``folder`` d'une exécution à l'autre
-    (clé : nom et contenu du modèle ; le HTML produit est le même) ; ``None`` : pas de cache."""
+    (clé : nom et contenu du modèle ; le HTML produit est le même) ; ``None`` : pas de cache.
+    Un chemin relatif l'est au dossier courant de l'appel : ``make report`` charge les modèles
+    pendant que Papermill exécute un notebook dans le dossier du rapport en construction, et le cache
+    y aurait sinon été écrit (publié avec le rapport)."""
+    folder = None if folder is None else Path(folder).resolve()
     if folder != _TEMPLATE_CACHE["dossier"]:
         _TEMPLATE_CACHE["dossier"] = folder
         _exporter.cache_clear()
