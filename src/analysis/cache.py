@@ -97,7 +97,10 @@ class ContentCache:
     rafraîchit sa date (ordre d'éviction : la moins récemment utilisée d'abord)."""
 
     def __init__(self, folder: Path | str, suffix: str = ".pdf") -> None:
-        self.folder = Path(folder)
+        # un chemin relatif l'est au dossier courant de la création : ``make report`` se sert de ses
+        # caches dans des fils pendant que Papermill exécute un notebook dans le dossier du rapport
+        # en construction (le cache y serait sinon écrit, et publié avec le rapport)
+        self.folder = Path(folder).resolve()
         self.suffix = suffix  # ".pdf" pour les fiches, ".json" pour les figures (figures.draw)
         self._index: dict[str, str] | None = None
 

@@ -36,10 +36,9 @@ _STATE: dict = {"store": None, "salt": ""}
 
 def activate(folder: Path | str, salt: str) -> None:
     """Les calculs suivants de ce processus (et des processus qu'il crée ensuite) sont repris de
-    ``folder`` ; ``salt`` : empreinte du code et des versions des bibliothèques. Un chemin relatif
-    l'est au dossier courant de l'appel (sans « fork », les étapes sont calculées dans un fil pendant
-    que Papermill exécute un notebook dans le dossier du rapport en construction)."""
-    _STATE.update(store=ContentCache(Path(folder).resolve(), suffix=".pickle"), salt=salt)
+    ``folder`` (un chemin relatif l'est au dossier courant de l'appel : :class:`ContentCache`) ;
+    ``salt`` : empreinte du code et des versions des bibliothèques."""
+    _STATE.update(store=ContentCache(folder, suffix=".pickle"), salt=salt)
 
 
 def deactivate() -> None:
