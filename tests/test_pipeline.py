@@ -184,9 +184,9 @@ def test_failed_run_leaves_previous_outputs_untouched(built, monkeypatch, tmp_pa
 
 
 def test_failed_rendering_leaves_previous_outputs_untouched(built, monkeypatch, tmp_path):
-    """Le PDF du rapport échoue (composé dans le processus du rendu quand il y en a un, qui hérite
-    de la fonction remplacée ici) : l'erreur remonte avec son message, le rapport publié et le
-    dossier de sortie restent tels quels (aucun dossier temporaire laissé)."""
+    """Le PDF du rapport échoue (composé dans un fil pendant le notebook 04) : l'erreur remonte avec
+    son message, le rapport publié et le dossier de sortie restent tels quels (aucun dossier
+    temporaire laissé)."""
     from analysis.publishing import rapport_pdf
 
     tmp, data, out, final = built
@@ -197,7 +197,7 @@ def test_failed_rendering_leaves_previous_outputs_untouched(built, monkeypatch, 
         raise OSError("panne simulée du rendu")
 
     monkeypatch.setattr(rapport_pdf, "html_to_pdf", boom)
-    with pytest.raises(Exception, match="panne simulée du rendu"):
+    with pytest.raises(OSError, match="panne simulée du rendu"):
         build_report(params(tmp_path, data, out, force=True, fiches=False))
     assert _snapshot(final) == before
     assert not list(out.glob(".tmp-*"))
@@ -215,9 +215,8 @@ def _checkout_copy(dest: Path) -> Path:
 
 def test_two_checkouts_give_identical_bytes(built, tmp_path):
     """Même entrées, autre clone du dépôt, autres dossiers de données, de règles et de sortie, autre
-    fuseau horaire et autre langue, rapport composé dans le processus du rendu : HTML, PDF, CSV,
-    notebooks exécutés et XLSX identiques à l'octet près ; aucun chemin de la machine dans ces sorties
-    (les fiches : tests/test_verify.py)."""
+    fuseau horaire et autre langue : HTML, PDF, CSV, notebooks exécutés et XLSX identiques à l'octet
+    près ; aucun chemin de la machine dans ces sorties (les fiches : tests/test_verify.py)."""
     import os
 
     tmp, data, out, final = built
@@ -226,24 +225,15 @@ def test_two_checkouts_give_identical_bytes(built, tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in ("SOURCE_DATE_EPOCH",)}
     env.update(PYTHONPATH=f"{clone / 'src'}{os.pathsep}{clone}", TZ="Pacific/Auckland", LANG="C.UTF-8",
                LC_ALL="C.UTF-8")
-    # --jobs 2, comme make report, dans un processus neuf : le rapport y est composé dans le
-    # processus du rendu (noté sur la sortie d'erreur), et non dans un fil
     run = ("import sys, analysis; print(analysis.__file__, file=sys.stderr)\n"
-           "from analysis.orchestration import pipeline\n"
-           "render = pipeline.RenderWorker.render\n"
-           "def noted(self, *a):\n"
-           "    print('processus du rendu', file=sys.stderr)\n"
-           "    return render(self, *a)\n"
-           "pipeline.RenderWorker.render = noted\n"
            "from analysis.orchestration.cli import main; sys.exit(main(sys.argv[1:]))")
     proc = subprocess.run(
         [sys.executable, "-c", run, "report", "--data", str(data2), "--out", "sorties", "--region", "28",
          "--rules", str(clone / "config" / "regles_cpom.yml"), "--processed", "tables", "--sans-fiches",
-         "--jobs", "2", "--quiet"],
+         "--quiet"],
         cwd=clone, env=env, capture_output=True, text=True,
     )
     assert proc.returncode == 0, proc.stderr
-    assert "processus du rendu" in proc.stderr
     other = clone / "sorties" / "2024" / "28"
     assert proc.stderr.startswith(str(clone / "src" / "analysis")), proc.stderr  # le code du clone a servi
     names = ["rapport_annuel.html", "rapport_annuel.pdf", "ciblage.csv", "suivi_engagements.csv",
@@ -569,23 +559,16 @@ def test_results_process_killed_during_the_stages_gives_the_same_report(built, t
 
 
 def test_without_fork_the_stages_run_in_a_thread_with_the_same_bytes(built, tmp_path, monkeypatch):
-    """Sans « fork » (Windows, macOS par défaut), ni processus des résultats ni processus du rendu :
-    les étapes sont calculées et le rapport composé dans des fils du processus principal, et le
-    rapport est le même à l'octet."""
-    import os
-
+    """Sans « fork » (Windows, macOS par défaut), pas de processus des résultats : les étapes sont
+    calculées dans un fil du processus principal, et le rapport est le même à l'octet."""
     monkeypatch.setattr(pipeline.StageWorker, "create", classmethod(lambda cls: None))
-    monkeypatch.setattr(pipeline.RenderWorker, "create", classmethod(lambda cls: None))
-    started, rendered = [], []
+    started = []
     real = pipeline._run_stages
     monkeypatch.setattr(pipeline, "_run_stages", lambda *a: (started.append(1), real(*a))[1])
-    real_render = pipeline._render_report
-    monkeypatch.setattr(pipeline, "_render_report", lambda *a: (rendered.append(os.getpid()), real_render(*a))[1])
     tmp, data, out, final = built
     shutil.copytree(tmp / "processed", tmp_path / "processed")
     [again] = build_report(params(tmp_path, data, tmp_path / "out", fiches=False))
     assert started == [1]
-    assert rendered == [os.getpid()]
     got, want = _snapshot(again), _snapshot(final)
     for name in ("rapport_annuel.html", "rapport_annuel.pdf", "ciblage.csv", "suivi_engagements.csv",
                  "tendances.csv", "alertes.csv", *(f"notebooks/{nb}" for nb in pipeline.NOTEBOOKS)):

@@ -811,7 +811,7 @@ def _check_referential(result) -> None:
 
 def build_region(params: Params, prep: Prepared, region: str, digest: str, progress: Progress,
                  kernel: NotebookKernel | None = None, pool=None, release_kernel: bool = True,
-                 stages=None, renderer=None) -> Path:
+                 stages=None) -> Path:
     """Notebooks, renderings and manifest of one region, written atomically.
 
     Déroulement : empreinte des données de la région (rapport publié gardé tel quel si elle n'a pas
@@ -828,8 +828,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
     que les notebooks s'exécutent (sinon un pool est créé ici quand ``params.jobs > 1``).
     ``stages`` : processus des résultats (:class:`StageWorker`) ; les étapes et les résultats des
     fiches y sont calculés, et non dans un fil de ce processus, dont l'interpréteur reste au client
-    des notebooks, aux fiches et au rendu. ``renderer`` : processus du rendu (:class:`RenderWorker`) ;
-    le HTML et le PDF du rapport y sont composés, et non dans un fil de ce processus.
+    des notebooks, aux fiches et au rendu.
     """
     import concurrent.futures
     import contextlib
@@ -930,14 +929,11 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 wait_stages = computing.submit(_run_stages, ctx, dict(pending)).result
             for name, job in pending.items():
                 job.add_done_callback(lambda _job, name=name: progress.mark(f"etape_{name}"))
-            # moteurs du rendu chargés dès maintenant (dans le processus du rendu, sinon dans la file du
-            # rendu) : pendant que le processus des résultats calcule les étapes, celui-ci ne fait presque
-            # qu'attendre ; une fois les étapes faites, il prépare les fiches et le classeur pendant le
-            # notebook du rapport (mesuré sur 11 paires de relances alternées : 0,5 s de moins en médiane)
-            if renderer is not None:
-                renderer.warm_up()
-            else:
-                computing.submit(_warm_renderers)
+            # moteurs du rendu chargés dès maintenant, dans la file du rendu : pendant que le processus
+            # des résultats calcule les étapes, celui-ci ne fait presque qu'attendre ; une fois les étapes
+            # faites, il prépare les fiches et le classeur pendant le notebook du rapport (mesuré sur 11
+            # paires de relances alternées : 0,5 s de moins en médiane)
+            computing.submit(_warm_renderers)
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
 
             def start_background(pool_=pool) -> None:
@@ -971,13 +967,7 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 if nb == NOTEBOOKS[-1]:
                     if not background:  # résultats calculés par le notebook du rapport lui-même
                         start_background()
-                    if renderer is not None:
-                        # le rapport HTML et PDF est composé dans le processus du rendu pendant que le
-                        # noyau exécute 04 ; le dossier temporaire n'est effacé (échec, Ctrl-C) qu'une
-                        # fois ce rendu fini, car il y écrit
-                        rendering = renderer.render(tmp, annee, region, prep.fictif, progress)
-                        stack.callback(rendering.wait)
-                    elif params.jobs > 1:
+                    if params.jobs > 1:
                         # le rapport HTML et PDF est composé pendant que le noyau exécute 04
                         rendering = computing.submit(_render_report, tmp, annee, region, prep.fictif, progress)
             if release_kernel:
@@ -1026,117 +1016,6 @@ class _InlineExecutor:
 
     def shutdown(self, wait: bool = True, cancel_futures: bool = False) -> None:
         return None
-
-
-class RenderFailed(RuntimeError):
-    """Erreur du rendu du rapport dans le processus du rendu, rendue au processus principal sous ce
-    seul type (comme :class:`StageFailed`)."""
-
-
-class RenderWorker:
-    """Processus du rendu d'une construction (un processus, ``concurrent.futures``) : le HTML et le
-    PDF du rapport (:func:`_render_report`) y sont composés pendant que le noyau exécute le notebook
-    04, et les moteurs du rendu (nbconvert et son modèle, Typst, données du PDF) y sont chargés
-    pendant les étapes.
-
-    Composé dans un fil, le rendu tenait le verrou de l'interpréteur du processus principal, dont le
-    client des notebooks a besoin pour relayer les messages du noyau : le notebook 04 attendait alors
-    le rendu (0,9 s au lieu de 0,2 s, mesuré sur une relance après correction d'une ligne).
-
-    Créé par « fork », comme :class:`StageWorker`, avant les processus des fiches et tout client ZMQ,
-    et seulement si ce processus n'a pas encore lancé Typst (ses fils d'exécution ne survivraient pas
-    au « fork » : voir :func:`analysis.publishing.fiches.typst_started`) ; sinon le rendu reste dans un
-    fil. Le rendu donne les mêmes octets dans l'un ou l'autre (test).
-    """
-
-    def __init__(self) -> None:
-        import concurrent.futures
-        import multiprocessing as mp
-
-        self.executor = concurrent.futures.ProcessPoolExecutor(
-            1, mp_context=mp.get_context("fork"), initializer=_init_render_worker)
-        self.executor.submit(int)  # crée le processus maintenant (avant les fiches et ZMQ)
-
-    @classmethod
-    def create(cls) -> "RenderWorker | None":
-        """``None`` sans « fork », ou si Typst a déjà servi dans ce processus (tests, banc)."""
-        import multiprocessing as mp
-
-        return cls() if "fork" in mp.get_all_start_methods() and not _typst_started() else None
-
-    def warm_up(self) -> None:
-        self.executor.submit(_warm_render_worker)
-
-    def render(self, tmp, annee, region, fictif, progress: Progress) -> "_Rendering":
-        progress.say("Rendu HTML et PDF du rapport…")
-        from concurrent.futures.process import BrokenProcessPool
-
-        try:
-            job = self.executor.submit(_render_in_worker, tmp, annee, region, fictif, progress.t0)
-        except BrokenProcessPool:
-            job = None
-        return _Rendering(job, (tmp, annee, region, fictif, progress))
-
-    def shutdown(self) -> None:
-        self.executor.shutdown(wait=True, cancel_futures=True)
-
-
-class _Rendering:
-    """Rendu du rapport confié au processus du rendu : :meth:`result` l'attend et reporte ses durées
-    et sa chronologie dans ``progress`` ; processus arrêté (mémoire…) : rendu ici, avec un
-    avertissement."""
-
-    def __init__(self, job, args) -> None:
-        self.job, self.args = job, args
-
-    def wait(self) -> None:
-        import concurrent.futures
-
-        if self.job is not None:
-            concurrent.futures.wait([self.job])
-
-    def result(self) -> None:
-        from concurrent.futures.process import BrokenProcessPool
-
-        progress = self.args[-1]
-        try:
-            if self.job is None:
-                raise BrokenProcessPool
-            timings, events = self.job.result()
-        except BrokenProcessPool:
-            log.warning("Avertissement : le processus du rendu s'est arrêté ; le rapport est composé dans "
-                        "le processus principal.")
-            _render_report(*self.args)
-            return
-        for k, v in timings.items():
-            progress.timings[k] = progress.timings.get(k, 0.0) + v
-        for k, v in events.items():
-            progress.events.setdefault(k, v)
-
-
-def _init_render_worker() -> None:
-    from ..publishing.fiches import ignore_interrupt
-
-    ignore_interrupt()
-
-
-def _warm_render_worker() -> None:
-    """Dans le processus du rendu : nbconvert, Typst et la préparation des données du PDF chargés
-    (la première préparation d'un processus coûte jusqu'à 0,6 s de plus : polices, textes)."""
-    from ..publishing import render
-
-    render.warm_up(pdf_data=True)
-
-
-def _render_in_worker(tmp, annee, region, fictif, t0: float) -> tuple[dict, dict]:
-    """Dans le processus du rendu : :func:`_render_report` ; renvoie ses durées et sa chronologie
-    (même horloge que le processus principal, dont ``t0`` est l'origine)."""
-    progress = Progress(quiet=True, t0=t0)
-    try:
-        _render_report(tmp, annee, region, fictif, progress)
-    except Exception as exc:  # noqa: BLE001 - toute exception ne se reconstruit pas dans l'autre processus
-        raise RenderFailed(f"{type(exc).__name__} : {exc}") from None
-    return progress.timings, progress.events
 
 
 def _context(nb_params: dict):
@@ -1474,15 +1353,12 @@ def build_report(params: Params) -> list[Path]:
         # (résultats, régions) ; les notebooks, qui ne font que relire les résultats, n'en ont pas
         persist.activate(calc_cache, cache_salt())
         stack.callback(persist.deactivate)
-        pool = stages = renderer = None
+        pool = stages = None
         if not parallel_regions:
             if params.jobs > 1:
                 stages = StageWorker.create()
                 if stages is not None:
                     stack.callback(stages.shutdown)
-                renderer = RenderWorker.create()
-                if renderer is not None:
-                    stack.callback(renderer.shutdown)
             if params.fiches and params.jobs > 1:
                 from ..publishing.fiches import fiche_pool
 
@@ -1530,8 +1406,7 @@ def build_report(params: Params) -> list[Path]:
         else:
             for i, region in enumerate(regions):
                 finals.append(build_region(params, prep, region, digest, progress, kernel=kernel, pool=pool,
-                                           release_kernel=i == len(regions) - 1, stages=stages,
-                                           renderer=renderer))
+                                           release_kernel=i == len(regions) - 1, stages=stages))
     if multi and progress.reused:
         progress.say(f"{len(finals) - len(progress.reused)} rapport(s) régional(aux) refait(s), "
                      f"{len(progress.reused)} repris tel(s) quel(s) (régions non touchées par les changements).")

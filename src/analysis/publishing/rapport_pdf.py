@@ -500,13 +500,9 @@ def started() -> bool:
     return _USED
 
 
-def warm_up(html_text: str | None = None) -> None:
-    """Importe Typst (appelé pendant que le noyau travaille), sans rien compiler ; ``html_text`` :
-    prépare aussi ses données (:func:`_document`), ce que le premier rapport d'un processus paierait."""
+def warm_up() -> None:
+    """Importe Typst (appelé pendant que le noyau travaille), sans rien compiler."""
     import typst  # noqa: F401 - import seul : aucun fil d'exécution de Typst n'est encore lancé
-
-    if html_text is not None:
-        _document(html_text)
 
 
 def _document(html_text: str, warnings: list[str] | None = None) -> dict:

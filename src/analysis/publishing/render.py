@@ -296,20 +296,19 @@ def _exporter():
     return exporter
 
 
-def warm_up(pdf_data: bool = False) -> None:
+def warm_up() -> None:
     """Charge ce que le premier rendu d'un processus chargerait (nbconvert et son modèle, le
-    module Typst), sans rien écrire : appelé par ``make report`` pendant que le noyau exécute les
-    notebooks. ``pdf_data`` : prépare aussi les données du PDF de ce rapport vide (polices et
-    nettoyage des textes chargés ; sans compiler, donc sans lancer les fils de Typst)."""
+    compilateur Typst et ses polices), sans rien rendre : appelé par ``make report`` pendant que le
+    noyau exécute les notebooks (le processus principal attend)."""
     import nbformat
 
     from . import rapport_pdf
 
     # un notebook vide rendu : le modèle et ceux dont il hérite sont chargés et compilés (ou repris du
     # cache des modèles) avant le rapport
-    html, _ = _exporter().from_notebook_node(nbformat.v4.new_notebook(), resources=_resources(
+    _exporter().from_notebook_node(nbformat.v4.new_notebook(), resources=_resources(
         Path("rapport.ipynb"), title="", region_label="", annee=0, fictif=False, note=""))
-    rapport_pdf.warm_up(html if pdf_data else None)
+    rapport_pdf.warm_up()
 
 
 def _resources(executed_ipynb: Path, *, title: str, region_label: str, annee: int, fictif: bool,
