@@ -451,7 +451,7 @@ def bench_rapport(work: Path, reps: int, reps_relance: int, reps_correction: int
     avant sa correction."""
     runs, cpus, parts, last_out, n_fiches = [], [], [], None, None
     per_cold = [reps_correction // reps + (1 if i < reps_correction % reps else 0) for i in range(reps)]
-    corr: dict = {"runs": [], "cpus": [], "pairs": [], "man": None}
+    corr: dict = {"runs": [], "cpus": [], "pairs": [], "man": None}  # relances après correction
     relance: dict = {}
     for i in range(reps):
         d = work / f"demo_{i}"
@@ -475,8 +475,10 @@ def bench_rapport(work: Path, reps: int, reps_relance: int, reps_correction: int
         if i == reps - 1:
             relance = bench_relance(d, reps_relance)
         for _ in range(per_cold[i]):
-            _correct_and_rerun(d, len(corr["runs"]), reps_correction, corr)
-            corr["pairs"].append(corr["runs"][-1] / runs[-1])
+            duree, cpu, corr["man"] = _correct_and_rerun(d, len(corr["runs"]), reps_correction)
+            corr["runs"].append(duree)
+            corr["cpus"].append(cpu)
+            corr["pairs"].append(duree / runs[-1])
     keys = list(dict.fromkeys(k for p in parts for k in p))
     froid = {
         "median_s": _median(runs),
@@ -525,16 +527,15 @@ def _correct_one_row(path: Path, k: int) -> None:
     path.write_bytes((b"\xef\xbb\xbf" if raw.startswith(b"\xef\xbb\xbf") else b"") + "\n".join(lines).encode("utf-8"))
 
 
-def _correct_and_rerun(d: Path, i: int, reps: int, acc: dict) -> None:
+def _correct_and_rerun(d: Path, i: int, reps: int) -> tuple[float, float, dict]:
     """Relance après correction d'une ligne d'``esin.csv`` (la ``i``-ième ; sans ``--force``, dans le
     dossier ``d`` du rapport à froid qui précède : tables nettoyées et fiches déjà rendues
-    réutilisables) ; durée, processeur et manifeste ajoutés à ``acc``."""
+    réutilisables) ; renvoie sa durée, son temps processeur et son manifeste."""
     _correct_one_row(d / "raw" / "esin.csv", 7 + 13 * i)
     r = _run(_report_cmd(d / "raw", d / "reports", d / "processed"))
-    acc["runs"].append(r["duree_s"])
-    acc["cpus"].append(r["cpu_s"])
-    [acc["man"]] = _manifests(d / "reports")
-    _say(f"relance après correction {i + 1}/{reps} : {fmt_duree(acc['runs'][-1])} {acc['man'].get('fiches_rendu')}")
+    [man] = _manifests(d / "reports")
+    _say(f"relance après correction {i + 1}/{reps} : {fmt_duree(r['duree_s'])} {man.get('fiches_rendu')}")
+    return r["duree_s"], r["cpu_s"], man
 
 
 # --------------------------------------------------------------------------- 4. fiches
