@@ -139,6 +139,82 @@ def test_funnel_position():
     assert pos.tolist() == ["en dessous (99,8\u00a0%)", "dans les limites", "au-dessus (95\u00a0%)", "au-dessus (99,8\u00a0%)"]
 
 
+# --- Lois : mêmes valeurs que scipy.stats (et statsmodels pour Wilson), bornes comprises --------------
+# Le paquet calcule les lois sur scipy.special (import deux fois moins cher que scipy.stats) : chaque
+# fonction est comparée ici à la loi de scipy.stats, sur des paramètres tirés au hasard et sur les
+# cas limites (probabilité 0 ou 1, moyenne nulle, n = 0, valeurs hors domaine ou manquantes).
+def _grid_poisson():
+    rng = np.random.default_rng(20261203)
+    mu = np.concatenate([[0.0, 1e-9, 0.3, 1.0, 2.5, 10.0, 100.0, 1e4, -1.0, np.nan], rng.uniform(0, 500, 400)])
+    return rng, mu
+
+
+def test_lois_de_poisson_comme_scipy_stats():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng, mu = _grid_poisson()
+    for q in (0.0, 0.001, 0.025, 0.5, 0.975, 0.999, 1.0, -0.1, 1.1, np.nan):
+        np.testing.assert_array_equal(stats.poisson_ppf(q, mu), scipy_stats.poisson.ppf(q, mu))
+    k = np.concatenate([[-np.inf, -3.0, -0.5, 0.0, 0.5, np.inf, np.nan], np.floor(rng.uniform(-2, 600, 403))])
+    np.testing.assert_array_equal(stats.poisson_cdf(k, mu), scipy_stats.poisson.cdf(k, mu))
+
+
+def test_lois_binomiales_comme_scipy_stats():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(3)
+    n = np.concatenate([[0.0, 1.0, 2.0, 5.0, 30.0, 2.5, -1.0, np.nan], np.round(rng.uniform(0, 3000, 400))])
+    k = np.concatenate([[-1.0, 0.0, 0.0, 5.0, 31.0, 1.0, 0.0, 1.0], np.floor(rng.uniform(-1, 3001, 400))])
+    for p in (0.0, 1e-6, 0.01, 0.3, 0.5, 0.97, 1.0, -0.2, 1.5):
+        # (pas q = 0,5 avec p = 0,5 : F(k) y vaut exactement 0,5 pour n impair, et les deux calculs
+        # arrondis ne tombent pas du même côté)
+        for q in (0.0, 0.001, 0.025, 0.1, 0.9, 0.975, 0.999, 1.2):
+            np.testing.assert_array_equal(stats.binom_ppf(q, n, p), scipy_stats.binom.ppf(q, n, p))
+        # q = 1 : n (scipy.stats 1.16 décale ses réponses quand des n invalides précèdent : comparé
+        # sur les n valides, l'attendu écrit à la main sinon)
+        np.testing.assert_array_equal(stats.binom_ppf(1.0, n[8:], p), scipy_stats.binom.ppf(1.0, n[8:], p))
+        np.testing.assert_array_equal(stats.binom_ppf(1.0, n[:8], p),
+                                      [0, 1, 2, 5, 30, np.nan, np.nan, np.nan] if 0 <= p <= 1 else [np.nan] * 8)
+        # fonction de répartition : celle de Cephes (scipy.special.bdtr) et non celle de Boost
+        # (scipy.stats) : mêmes valeurs à 1e-11 près
+        np.testing.assert_allclose(stats.binom_cdf(k, n, p), scipy_stats.binom.cdf(k, n, p), rtol=0, atol=1e-11)
+
+
+def test_student_et_normale_comme_scipy_stats():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for df in (1, 2, 9, 29, 250):
+        for q in (0.9, 0.975, 0.995):
+            assert stats.t_ppf(q, df) == scipy_stats.t.ppf(q, df)
+    for q in (0.05, 0.025, 0.001):
+        assert stats.norm_isf(q) == scipy_stats.norm.isf(q)
+
+
+def test_wilson_comme_statsmodels():
+    proportion = pytest.importorskip("statsmodels.stats.proportion")
+    rng = np.random.default_rng(7)
+    score = np.concatenate([[0.0, 100.0, 50.0, 75.0], rng.uniform(0, 100, 300)])
+    n = np.concatenate([[10.0, 1.0, 3.0, 20.0], rng.integers(1, 500, 300).astype(float)])
+    for conf in (0.9, 0.95, 0.99):
+        lo, hi = stats.wilson_interval(score, n, confidence=conf)
+        low, upp = proportion.proportion_confint(score / 100.0 * n, n, alpha=1.0 - conf, method="wilson")
+        np.testing.assert_array_equal(lo, np.asarray(low) * 100.0)
+        np.testing.assert_array_equal(hi, np.asarray(upp) * 100.0)
+
+
+def test_le_calcul_des_resultats_n_importe_ni_scipy_stats_ni_statsmodels():
+    """Les étapes (ciblage, suivi, tendances, contrôle QLS) et leurs lois n'importent que
+    scipy.special : scipy.stats et statsmodels coûteraient 0,5 s de processeur de plus au processus des
+    résultats, au début de chaque relance."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from analysis.indicators import stats\n"
+            "stats.funnel_limits([10, 100], 0.3); stats.funnel_limits([1000], 0.001, kind='poisson')\n"
+            "stats.wilson_interval(75.0, 20); stats.poisson_lower_pvalue(3, 17.0); stats.t_ppf(0.975, 9)\n"
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'statsmodels' or m.startswith('scipy.stats')))")
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True).stdout
+    assert out.strip() == "[]"
+
+
 # --- Mise en forme française (formateur unique, analysis.publishing.fmt) -------------------------------
 def test_formats_francais():
     from analysis.publishing.fmt import fmt_machine, fmt_num, fmt_pct, fmt_pvalue, fmt_shortest

@@ -97,7 +97,7 @@ def _mean_interval(scores: np.ndarray, confidence: float) -> tuple[float, float,
     if n < 2:
         return m, float("nan"), float("nan")
     sd = float(np.std(scores, ddof=1))
-    half = float(stats.scipy_stats().t.ppf(0.5 + confidence / 2.0, n - 1)) * sd / np.sqrt(n)
+    half = stats.t_ppf(0.5 + confidence / 2.0, n - 1) * sd / np.sqrt(n)
     return m, max(0.0, m - half), min(100.0, m + half)
 
 

@@ -1,9 +1,18 @@
 """Outils statistiques pour comparer les établissements (intervalles, tests, entonnoirs).
 
-Tous les calculs reposent sur SciPy et statsmodels (aucune formule réécrite à la main) :
+Les lois (Poisson, binomiale, Student, normale) sont les fonctions spéciales de SciPy
+(``scipy.special`` : ``pdtr``/``pdtrik``, ``bdtr``/``bdtrik``, ``stdtrit``, ``ndtri``), celles sur
+lesquelles ``scipy.stats`` construit ces lois, avec le même traitement des bornes et des valeurs
+hors domaine (:func:`poisson_cdf`, :func:`poisson_ppf`, :func:`binom_cdf`, :func:`binom_ppf`,
+:func:`t_ppf`, :func:`norm_isf`). Pourquoi pas ``scipy.stats`` lui-même : son import (et celui de
+statsmodels, qui l'importe) coûte 0,5 s de processeur de plus que ``scipy.special`` au processus
+des résultats, au début de chaque construction, sur le chemin de la relance après une correction
+(mesuré : relance 8 % plus courte, six paires alternées sur six). Les tests comparent chaque
+fonction à ``scipy.stats`` et l'intervalle de Wilson à statsmodels.
 
-- intervalle de Wilson d'un score en % (``statsmodels.stats.proportion.proportion_confint``) ;
-- probabilité de Poisson ``P(X <= observé)`` (``scipy.stats.poisson.cdf``) ;
+- intervalle de Wilson d'un score en % (formule de ``statsmodels.stats.proportion.proportion_confint``,
+  ``method="wilson"``) ;
+- probabilité de Poisson ``P(X <= observé)`` (:func:`poisson_cdf`) ;
 - position d'un intervalle par rapport à une cible (au-dessus / non différent / en dessous), à la
   manière des tableaux de bord publics (HAS QualiScope, CMS Care Compare) ;
 - évolution entre deux campagnes par la règle de non-chevauchement des intervalles (dispositif IFAQ) ;
@@ -29,12 +38,101 @@ import pandas as pd
 from ..publishing.fmt import fmt_shortest
 
 
-def scipy_stats():
-    """``scipy.stats``, importé au premier calcul : le noyau des notebooks, qui relit des résultats
-    déjà calculés, n'en paie pas l'import (0,4 s)."""
-    from scipy import stats
+def scipy_special():
+    """``scipy.special``, importé au premier calcul : le noyau des notebooks, qui relit des résultats
+    déjà calculés, n'en paie pas l'import."""
+    from scipy import special
 
-    return stats
+    return special
+
+
+# --------------------------------------------------------------------------------------------------
+# Lois (comme scipy.stats : mêmes fonctions spéciales, mêmes bornes)
+# --------------------------------------------------------------------------------------------------
+def _floats(*args) -> list[np.ndarray]:
+    return [np.array(a, dtype=float) for a in np.broadcast_arrays(*(np.asarray(a, dtype=float) for a in args))]
+
+
+def poisson_cdf(k, mu) -> np.ndarray:
+    """``P(X <= k)`` pour ``X ~ Poisson(mu)`` (``scipy.stats.poisson.cdf``) : 0 sous 0, 1 en
+    ``+inf`` ; ``NaN`` si ``mu < 0`` ou si une entrée manque."""
+    k, mu = _floats(k, mu)
+    valid = mu >= 0
+    out = np.where(valid & (k == np.inf), 1.0, np.where(valid & (k < 0), 0.0, np.nan))
+    ok = valid & (k >= 0) & np.isfinite(k)
+    if ok.any():
+        out[ok] = np.clip(scipy_special().pdtr(np.floor(k[ok]), mu[ok]), 0.0, 1.0)
+    return out
+
+
+def poisson_ppf(q, mu) -> np.ndarray:
+    """Plus petit entier ``k`` tel que ``P(X <= k) >= q`` (``scipy.stats.poisson.ppf``) : -1 pour
+    ``q = 0``, ``+inf`` pour ``q = 1`` ; ``NaN`` hors domaine."""
+    sp = scipy_special()
+    q, mu = _floats(q, mu)
+    valid = mu >= 0
+    out = np.full(q.shape, np.nan)
+    out[q == 0] = -1.0  # comme scipy.stats, quels que soient les paramètres
+    out[valid & (q == 1)] = np.inf
+    ok = valid & (q > 0) & (q < 1)
+    if ok.any():
+        qq, m = q[ok], mu[ok]
+        vals = np.ceil(sp.pdtrik(qq, m))
+        below = np.maximum(vals - 1, 0)
+        out[ok] = np.where(sp.pdtr(below, m) >= qq, below, vals)
+    return out
+
+
+def _binom_valid(n: np.ndarray, p: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return (n >= 0) & (n == np.floor(n)) & (p >= 0) & (p <= 1)
+
+
+def binom_cdf(k, n, p) -> np.ndarray:
+    """``P(X <= k)`` pour ``X ~ B(n, p)`` (``scipy.stats.binom.cdf``) : 0 sous 0, 1 à partir de
+    ``n`` ; ``NaN`` si ``n`` n'est pas un entier positif ou ``p`` hors de [0, 1]."""
+    k, n, p = _floats(k, n, p)
+    valid = _binom_valid(n, p)
+    out = np.where(valid & (k >= n), 1.0, np.where(valid, 0.0, np.nan))
+    out[np.isnan(k)] = np.nan
+    ok = valid & (k >= 0) & (k < n)
+    if ok.any():
+        # nombres entiers (bdtr refuse désormais des flottants)
+        out[ok] = np.clip(scipy_special().bdtr(np.floor(k[ok]).astype(np.int64), n[ok].astype(np.int64), p[ok]),
+                          0.0, 1.0)
+    return out
+
+
+def binom_ppf(q, n, p) -> np.ndarray:
+    """Plus petit entier ``k`` tel que ``P(X <= k) >= q`` (``scipy.stats.binom.ppf``) : -1 pour
+    ``q = 0``, ``n`` pour ``q = 1`` ; ``NaN`` hors domaine."""
+    sp = scipy_special()
+    q, n, p = _floats(q, n, p)
+    valid = _binom_valid(n, p)
+    out = np.full(q.shape, np.nan)
+    out[q == 0] = -1.0  # comme scipy.stats, quels que soient les paramètres
+    at_one = valid & (q == 1)
+    out[at_one] = n[at_one]
+    ok = valid & (q > 0) & (q < 1)
+    if ok.any():
+        qq, nn, pp = q[ok], n[ok], p[ok]
+        with np.errstate(invalid="ignore"):
+            vals = np.ceil(sp.bdtrik(qq, nn, pp))
+        # p = 0 ou 1 (loi dégénérée) : bdtrik n'a pas de réponse, le quantile est 0 ou n
+        vals = np.clip(np.where(np.isnan(vals), np.where(pp == 0, 0.0, nn), vals), 0.0, nn)
+        below = np.maximum(vals - 1, 0)
+        out[ok] = np.where(sp.bdtr(below.astype(np.int64), nn.astype(np.int64), pp) >= qq, below, vals)
+    return out
+
+
+def t_ppf(q: float, df: float) -> float:
+    """Quantile ``q`` de la loi de Student à ``df`` degrés de liberté (``scipy.stats.t.ppf``)."""
+    return float(scipy_special().stdtrit(df, q))
+
+
+def norm_isf(q: float) -> float:
+    """Quantile ``1 - q`` de la loi normale centrée réduite (``scipy.stats.norm.isf``)."""
+    return float(-scipy_special().ndtri(q))
 
 # Libellés (valeurs montrées aux lecteurs : accentués).
 POSITION_AU_DESSUS = "au-dessus"
@@ -112,12 +210,18 @@ def wilson_interval(score_pct, n, confidence: float = 0.95):
     hi = np.full(s.shape, np.nan)
     ok = np.isfinite(s) & np.isfinite(m) & (m > 0)
     if ok.any():
-        count = np.clip(s[ok], 0.0, 100.0) / 100.0 * m[ok]
-        from statsmodels.stats.proportion import proportion_confint
-
-        low, upp = proportion_confint(count, m[ok], alpha=1.0 - confidence, method="wilson")
-        lo[ok] = np.asarray(low, dtype=float) * 100.0
-        hi[ok] = np.asarray(upp, dtype=float) * 100.0
+        nobs = m[ok]
+        count = np.clip(s[ok], 0.0, 100.0) / 100.0 * nobs
+        # proportion_confint(count, nobs, alpha, method="wilson") de statsmodels, terme à terme
+        share = count / nobs
+        crit = norm_isf((1.0 - confidence) / 2.0)
+        crit2 = crit**2
+        denom = 1 + crit2 / nobs
+        center = (share + crit2 / (2 * nobs)) / denom
+        dist = crit * np.sqrt(share * (1.0 - share) / nobs + crit2 / (4.0 * nobs**2))
+        dist /= denom
+        lo[ok] = (center - dist) * 100.0
+        hi[ok] = (center + dist) * 100.0
     if scalar:
         return float(lo[0]), float(hi[0])
     if index is not None:
@@ -127,7 +231,7 @@ def wilson_interval(score_pct, n, confidence: float = 0.95):
 
 
 def poisson_lower_pvalue(observed, expected):
-    """``P(X <= observé)`` pour ``X ~ Poisson(attendu)`` (``scipy.stats.poisson.cdf``).
+    """``P(X <= observé)`` pour ``X ~ Poisson(attendu)`` (:func:`poisson_cdf`).
 
     Petite valeur = nombre observé significativement inférieur à l'attendu (« faiblement
     déclarant »). ``NaN`` quand une entrée manque ou que l'attendu est négatif.
@@ -139,7 +243,7 @@ def poisson_lower_pvalue(observed, expected):
     e = e.astype(float)
     out = np.full(o.shape, np.nan)
     ok = np.isfinite(o) & np.isfinite(e) & (e >= 0)
-    out[ok] = scipy_stats().poisson.cdf(o[ok], e[ok])
+    out[ok] = poisson_cdf(o[ok], e[ok])
     if scalar:
         return float(out.reshape(-1)[0])
     if index is not None:
@@ -199,15 +303,15 @@ def level_suffix(level: float) -> str:
     return pct.replace(".", "")
 
 
-def _exact_limit(dist, p: float, cdf_args: tuple) -> np.ndarray:
+def _exact_limit(cdf, ppf, p: float, cdf_args: tuple) -> np.ndarray:
     """Quantile « lissé » d'une loi discrète (annexe de Spiegelhalter 2005).
 
     ``r`` = plus petit entier tel que ``F(r) >= p`` ; ``alpha = (F(r) - p) / (F(r) - F(r-1))`` ;
     limite (en nombre d'événements) = ``r - alpha``. L'interpolation donne des courbes continues.
     """
-    r = dist.ppf(p, *cdf_args)
-    f_r = dist.cdf(r, *cdf_args)
-    f_rm1 = dist.cdf(r - 1, *cdf_args)
+    r = ppf(p, *cdf_args)
+    f_r = cdf(r, *cdf_args)
+    f_rm1 = cdf(r - 1, *cdf_args)
     with np.errstate(invalid="ignore", divide="ignore"):
         alpha = np.where(f_r - f_rm1 > 0, (f_r - p) / (f_r - f_rm1), 0.0)
     return r - alpha
@@ -266,14 +370,14 @@ def funnel_limits(
             if kind == "binomial":
                 nn = np.round(nn)
                 args = (nn, p_ref)
-                lo_c = _exact_limit(scipy_stats().binom, p_lo, args)
-                hi_c = _exact_limit(scipy_stats().binom, p_hi, args)
+                lo_c = _exact_limit(binom_cdf, binom_ppf, p_lo, args)
+                hi_c = _exact_limit(binom_cdf, binom_ppf, p_hi, args)
                 lo_c = np.clip(lo_c, 0.0, nn)
                 hi_c = np.clip(hi_c, 0.0, nn)
             else:
                 args = (nn * p_ref,)
-                lo_c = np.clip(_exact_limit(scipy_stats().poisson, p_lo, args), 0.0, None)
-                hi_c = np.clip(_exact_limit(scipy_stats().poisson, p_hi, args), 0.0, None)
+                lo_c = np.clip(_exact_limit(poisson_cdf, poisson_ppf, p_lo, args), 0.0, None)
+                hi_c = np.clip(_exact_limit(poisson_cdf, poisson_ppf, p_hi, args), 0.0, None)
             lo[ok] = lo_c / nn * scale
             hi[ok] = hi_c / nn * scale
         out[f"bas_{suffix}"] = lo

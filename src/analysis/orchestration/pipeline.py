@@ -382,7 +382,7 @@ class NotebookKernel:
     """Un noyau Jupyter réutilisé par les notebooks successifs (d'une ou plusieurs régions).
 
     Démarrer un noyau puis y importer pandas, matplotlib et le paquet coûte 1,5 à 2 s : une fois
-    par noyau plutôt qu'une fois par notebook (SciPy et statsmodels ne sont importés qu'au premier
+    par noyau plutôt qu'une fois par notebook (SciPy n'est importé qu'au premier
     calcul statistique, que le noyau ne fait pas quand les résultats sont déjà calculés). Le processus du noyau est lancé au tout début
     (:meth:`launch`, avant que le processus principal importe pandas) et importe ces modules dès son
     démarrage, pendant que le processus principal lit les données ; ses canaux ZMQ sont ouverts
@@ -649,7 +649,7 @@ def _installed_versions() -> dict:
 
     out = {"python": sys.version.split()[0]}
     for pkg in (
-        "cpom-qualite", "pandas", "numpy", "scipy", "statsmodels", "matplotlib", "seaborn", "papermill",
+        "cpom-qualite", "pandas", "numpy", "scipy", "matplotlib", "seaborn", "papermill",
         "nbconvert", "nbformat", "ipykernel", "weasyprint", "typst", "openpyxl", "pyarrow", "pypdf", "PyYAML", "Jinja2",
     ):
         try:
@@ -1143,10 +1143,10 @@ def _init_stage_worker(abandoned) -> None:
 
 
 def _warm_stage_worker() -> None:
-    """Imports du calcul des résultats (SciPy compris), dans le processus des résultats."""
+    """Imports du calcul des résultats (``scipy.special`` compris), dans le processus des résultats."""
     from ..indicators import results, stats  # noqa: F401
 
-    stats.scipy_stats()
+    stats.scipy_special()
     from . import context  # noqa: F401
 
 
