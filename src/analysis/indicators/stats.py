@@ -134,6 +134,7 @@ def norm_isf(q: float) -> float:
     """Quantile ``1 - q`` de la loi normale centrée réduite (``scipy.stats.norm.isf``)."""
     return float(-scipy_special().ndtri(q))
 
+
 # Libellés (valeurs montrées aux lecteurs : accentués).
 POSITION_AU_DESSUS = "au-dessus"
 POSITION_NON_DIFFERENT = "non différent"

@@ -933,6 +933,10 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
             # des résultats calcule les étapes, celui-ci ne fait presque qu'attendre ; une fois les étapes
             # faites, il prépare les fiches et le classeur pendant le notebook du rapport (mesuré sur 11
             # paires de relances alternées : 0,5 s de moins en médiane)
+            # Papermill importé d'abord, dans ce fil : importé par le premier notebook pendant que le fil
+            # du rendu importe nbconvert, il en partageait le verrou de l'interpréteur, et le notebook 01
+            # partait 0,3 s plus tard (le noyau, prêt, attendait)
+            _register_shared_engine()
             computing.submit(_warm_renderers)
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
 
