@@ -929,15 +929,11 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 wait_stages = computing.submit(_run_stages, ctx, dict(pending)).result
             for name, job in pending.items():
                 job.add_done_callback(lambda _job, name=name: progress.mark(f"etape_{name}"))
-            # moteurs du rendu chargés dès maintenant, dans la file du rendu : pendant que le processus
-            # des résultats calcule les étapes, celui-ci ne fait presque qu'attendre ; une fois les étapes
-            # faites, il prépare les fiches et le classeur pendant le notebook du rapport (mesuré sur 11
-            # paires de relances alternées : 0,5 s de moins en médiane)
             # Papermill importé d'abord, dans ce fil : importé par le premier notebook pendant que le fil
             # du rendu importe nbconvert, il en partageait le verrou de l'interpréteur, et le notebook 01
             # partait 0,3 s plus tard (le noyau, prêt, attendait)
             _register_shared_engine()
-            computing.submit(_warm_renderers)
+            warming: list = []  # moteurs du rendu en cours de chargement (voir la boucle ci-dessous)
             background: list = []  # travaux lancés quand les résultats sont prêts : fiches, classeur
 
             def start_background(pool_=pool) -> None:
@@ -956,6 +952,16 @@ def build_region(params: Params, prep: Prepared, region: str, digest: str, progr
                 need = NOTEBOOK_STAGE[nb]
                 if pending and need is not None:
                     wanted = [pending.pop(n) for n in stage_names[:stage_names.index(need) + 1] if n in pending]
+                    if not warming and need != "tendances" and not all(job.done() for job in wanted):
+                        # ce processus va attendre le ciblage ou le suivi : les moteurs du rendu (nbconvert
+                        # et son modèle, Typst) sont chargés pendant cette attente, dans la file du rendu.
+                        # Sinon (relance après une correction : étapes faites avant que le noyau les
+                        # demande), ils le sont par le rendu lui-même : chargés pendant les notebooks
+                        # 01 à 03, ils prenaient au client des notebooks le verrou de l'interpréteur et
+                        # aux processus les deux cœurs (mesuré sur six paires alternées de relances :
+                        # 9 % de moins sans ce chargement ; le rapport à froid, qui attend ses étapes,
+                        # reste 10 à 15 % plus court avec)
+                        warming.append(computing.submit(_warm_renderers))
                     with progress.timed("resultats_attente"):
                         ready = _results_or_notebooks(wanted, wait_stages, tmp)
                     if not ready:
